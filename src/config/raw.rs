@@ -1,0 +1,164 @@
+//! Serde structs that mirror the TOML file exactly (SPEC §11), and nothing more.
+//!
+//! Every key is optional: `None` means "not written", and `validate.rs` applies the SPEC
+//! default (see [`defaults`]). Every table has `deny_unknown_fields`, so a typo is a TOML
+//! error with a span. Values that get a semantic check are wrapped in [`Spanned`] so that
+//! check can report `file:line:column`. Sizes and octal modes are kept as raw
+//! [`toml::Value`]s because they may be written as a string (`"64KiB"`, `"0660"`) or as an
+//! integer (`65536`, `0o660`); numbers that must be positive are kept as `i64` so a
+//! negative value is a semantic error (collected with the others) rather than a serde
+//! type error that stops parsing.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The SPEC §11 defaults, in the same units as the file (validation parses them).
+pub(super) mod defaults {
+    pub const STATE_DIR: &str = "/var/lib/edgehook";
+    pub const ADMIN_SOCKET: &str = "/run/edgehook/admin.sock";
+    pub const SHUTDOWN_TIMEOUT: &str = "10s";
+    pub const SOCKET: &str = "/run/edgehook/edgehook.sock";
+    pub const SOCKET_MODE: u32 = 0o660;
+    pub const MAX_EVENT_BYTES: u64 = 1024 * 1024;
+    pub const MAX_BATCH_BYTES: u64 = 16 * 1024 * 1024;
+    pub const MAX_CONNECTIONS: i64 = 1024;
+    pub const MAX_BYTES: u64 = 1024 * 1024 * 1024;
+    pub const DEDUPE_WINDOW: &str = "24h";
+    pub const KEEP_DELIVERED: &str = "0s";
+    pub const CONCURRENCY: i64 = 8;
+    pub const TIMEOUT: &str = "10s";
+    pub const PERMANENT_STATUS: [u16; 3] = [400, 413, 422];
+    pub const RETRY_INITIAL: &str = "1s";
+    pub const RETRY_MULTIPLIER: f64 = 2.0;
+    pub const RETRY_MAX: &str = "10m";
+    pub const RETRY_JITTER: f64 = 0.2;
+    pub const API_KEY_HEADER: &str = "x-api-key";
+    pub const API_KEY_PARAM: &str = "api_key";
+    pub const HMAC_SHA256_HEADER: &str = "x-hub-signature-256";
+    pub const HMAC_SHA256_PREFIX: &str = "sha256=";
+    pub const HMAC_SHA1_HEADER: &str = "x-spark-signature";
+    pub const STANDARD_WEBHOOKS_HEADER: &str = "webhook-signature";
+}
+
+type S<T> = Option<Spanned<T>>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub daemon: Option<RawDaemon>,
+    pub ingest: Option<RawIngest>,
+    pub queue: Option<RawQueue>,
+    /// `[[endpoint]]`: an array of tables; each entry spanned so a missing key can point at it.
+    #[serde(default)]
+    pub endpoint: Vec<Spanned<RawEndpoint>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDaemon {
+    pub state_dir: S<String>,
+    pub admin_socket: S<String>,
+    pub admin_group: S<String>,
+    pub shutdown_timeout: S<String>,
+    pub log_format: S<String>,
+    pub metrics_listen: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIngest {
+    pub socket: S<String>,
+    pub lines_socket: S<String>,
+    /// `"0660"` or an integer such as `0o660`.
+    pub socket_mode: S<toml::Value>,
+    pub socket_group: S<String>,
+    pub allowed_uids: Option<Vec<Spanned<i64>>>,
+    pub allowed_gids: Option<Vec<Spanned<i64>>>,
+    /// Sizes: `"1MiB"` or an integer number of bytes.
+    pub max_event_bytes: S<toml::Value>,
+    pub max_batch_bytes: S<toml::Value>,
+    pub max_connections: S<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawQueue {
+    pub durability: S<String>,
+    pub max_bytes: S<toml::Value>,
+    pub when_full: S<String>,
+    pub max_age: S<String>,
+    pub dedupe_window: S<String>,
+    pub keep_delivered: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEndpoint {
+    pub name: S<String>,
+    pub url: S<String>,
+    pub events: S<Vec<Spanned<String>>>,
+    /// JSON pointer → value (any TOML value, compared as JSON).
+    pub r#match: S<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
+    pub body: S<String>,
+    pub headers: S<BTreeMap<Spanned<String>, Spanned<String>>>,
+    pub ordering: S<String>,
+    pub order_key: S<String>,
+    pub concurrency: S<i64>,
+    pub timeout: S<String>,
+    pub rate_limit: S<String>,
+    pub permanent_status: S<Vec<Spanned<i64>>>,
+    pub max_attempts: S<i64>,
+    pub compress: S<String>,
+    pub proxy: S<String>,
+    pub allow_plain_http: Option<bool>,
+    pub retry: Option<RawRetry>,
+    pub auth: S<RawAuth>,
+    pub signing: S<RawSigning>,
+    pub tls: Option<RawTls>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRetry {
+    pub initial: S<String>,
+    pub multiplier: S<f64>,
+    pub max: S<String>,
+    pub jitter: S<f64>,
+}
+
+/// The union of every auth type's fields; validation rejects those the `type` doesn't use.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    pub r#type: S<String>,
+    pub header: S<String>,
+    pub r#in: S<String>,
+    pub param: S<String>,
+    pub value: S<String>,
+    pub token: S<String>,
+    pub username: S<String>,
+    pub password: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSigning {
+    pub scheme: S<String>,
+    pub secret: S<String>,
+    pub secrets: S<Vec<Spanned<String>>>,
+    pub header: S<String>,
+    pub prefix: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub roots: S<String>,
+    pub ca_file: S<String>,
+    pub client_cert: S<String>,
+    pub client_key: S<String>,
+    pub min_version: S<String>,
+    pub server_name: S<String>,
+}

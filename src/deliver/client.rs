@@ -1,0 +1,108 @@
+//! The HTTPS client of one endpoint: hyper-util's pooled client over hyper-rustls, with
+//! the endpoint's trust anchors, TLS versions, client certificate and server-name
+//! override. HTTP/1.1 and h2 are offered by ALPN; connections are reused.
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
+use tracing::debug;
+
+use crate::config::{EndpointConfig, Roots, TlsConfig, TlsVersion};
+
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Build the client for `endpoint`. Errors name the endpoint and the file at fault.
+pub fn build(endpoint: &EndpointConfig) -> anyhow::Result<HttpClient> {
+    let tls = tls_config(&endpoint.tls)
+        .with_context(|| format!("endpoint {:?}: TLS setup", endpoint.name))?;
+    let builder = HttpsConnectorBuilder::new().with_tls_config(tls);
+    let builder = if endpoint.allow_plain_http {
+        builder.https_or_http()
+    } else {
+        builder.https_only()
+    };
+    let builder = match &endpoint.tls.server_name {
+        Some(name) => {
+            let name = ServerName::try_from(name.clone()).map_err(|e| {
+                anyhow!(
+                    "endpoint {:?}: tls.server_name {name:?}: {e}",
+                    endpoint.name
+                )
+            })?;
+            builder.with_server_name_resolver(FixedServerNameResolver::new(name))
+        }
+        None => builder,
+    };
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(endpoint.timeout));
+    let connector = builder.enable_http1().enable_http2().wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(endpoint.concurrency)
+        .build(connector))
+}
+
+fn tls_config(tls: &TlsConfig) -> anyhow::Result<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    if tls.roots == Roots::System {
+        let found = rustls_native_certs::load_native_certs();
+        for err in &found.errors {
+            debug!(error = %err, "Skipping an unreadable system CA certificate.");
+        }
+        let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+        debug!(added, "Loaded system trust anchors.");
+    }
+    if let Some(path) = &tls.ca_file {
+        for cert in CertificateDer::pem_file_iter(path)
+            .with_context(|| format!("cannot read tls.ca_file {}", path.display()))?
+        {
+            let cert = cert
+                .with_context(|| format!("tls.ca_file {} has a bad certificate", path.display()))?;
+            roots.add(cert).with_context(|| {
+                format!(
+                    "tls.ca_file {} has an unusable CA certificate",
+                    path.display()
+                )
+            })?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(anyhow!(
+            "no trust anchors: no system CA certificates were found (install ca-certificates) and no tls.ca_file is set"
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: &[&rustls::SupportedProtocolVersion] = match tls.min_version {
+        TlsVersion::V1_3 => &[&rustls::version::TLS13],
+        TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+    };
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots);
+    let config = match (&tls.client_cert, &tls.client_key) {
+        (Some(cert_path), Some(key)) => {
+            let certs = CertificateDer::pem_file_iter(cert_path)
+                .with_context(|| format!("cannot read tls.client_cert {}", cert_path.display()))?
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("tls.client_cert {} is not PEM", cert_path.display()))?;
+            let key = PrivateKeyDer::from_pem_slice(key.expose().as_bytes())
+                .map_err(|e| anyhow!("tls.client_key ({key}) is not a PEM private key: {e}"))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .context("tls.client_cert and tls.client_key do not match")?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(config)
+}

@@ -1,0 +1,198 @@
+//! Ingest: the two Unix sockets local apps write events to, and the core they share.
+//!
+//! `http.rs` serves HTTP/1.1 (`POST /v1/events`, `GET /v1/health`), `lines.rs` the line
+//! protocol, `peer.rs` binds the sockets (mode, group, stale-socket replacement) and
+//! checks `SO_PEERCRED`. Both protocols hand bytes to [`Ingest`], which parses, routes
+//! against the current config snapshot, and stores through the [`Store`]'s group commit.
+//! Ingest never talks to delivery; new rows reach the workers through the store.
+
+pub mod http;
+pub mod lines;
+pub mod peer;
+mod route;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::config::Shared;
+use crate::event::{Event, EventError};
+use crate::store::{Inserted, NewEvent, Peer, Store, StoreError};
+
+pub use route::route;
+
+/// Seconds a client is told to wait (`Retry-After`) when the queue is full or failing.
+const RETRY_AFTER_SECS: u64 = 5;
+
+/// An error answer, shared by both protocols: HTTP status, stable code, human message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn too_large(what: &str, limit: usize, key: &str) -> Self {
+        ApiError::new(
+            413,
+            "too_large",
+            format!("{what} is larger than {limit} bytes ({key}); split it or raise {key}"),
+        )
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError {
+            retry_after: Some(RETRY_AFTER_SECS),
+            ..ApiError::new(503, "unavailable", message)
+        }
+    }
+
+    /// `{"code":…,"message":…}`: the inside of an error reply.
+    pub fn body(&self) -> serde_json::Value {
+        json!({"code": self.code, "message": self.message})
+    }
+}
+
+impl From<EventError> for ApiError {
+    fn from(e: EventError) -> Self {
+        ApiError::new(400, e.code.as_str(), e.message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Full { .. } => ApiError {
+                retry_after: Some(RETRY_AFTER_SECS),
+                ..ApiError::new(507, "queue_full", e.to_string())
+            },
+            StoreError::Unavailable(_) => ApiError::unavailable(format!(
+                "{e}; the event was not accepted, retry later (nothing already accepted is lost)"
+            )),
+            StoreError::Closed => ApiError::unavailable("edgehook is shutting down; retry later"),
+        }
+    }
+}
+
+/// A parsed, routed event (or why not), before storage.
+pub type Prepared = Result<NewEvent, ApiError>;
+
+/// The outcome of one stored event, for the reply.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub id: String,
+    pub endpoints: Vec<String>,
+    pub duplicate: bool,
+}
+
+/// The ingest core both protocols use.
+pub struct Ingest {
+    store: Store,
+    config: Shared,
+    shutting_down: AtomicBool,
+}
+
+impl Ingest {
+    pub fn new(store: Store, config: Shared) -> Arc<Ingest> {
+        Arc::new(Ingest {
+            store,
+            config,
+            shutting_down: AtomicBool::new(false),
+        })
+    }
+
+    pub fn config(&self) -> Arc<crate::config::Config> {
+        self.config.load_full()
+    }
+
+    /// From now on every request is answered 503 (SIGTERM received).
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Parse and route one event's bytes against the current config.
+    pub fn prepare(&self, bytes: &[u8], peer: Peer) -> Prepared {
+        let config = self.config.load();
+        if bytes.len() > config.ingest.max_event_bytes {
+            return Err(ApiError::too_large(
+                "event",
+                config.ingest.max_event_bytes,
+                "ingest.max_event_bytes",
+            ));
+        }
+        let event = Event::parse(bytes)?;
+        let routes = route(&config, &event)?;
+        Ok(NewEvent {
+            event,
+            routes,
+            peer,
+        })
+    }
+
+    /// Store prepared events and answer each; `atomic`: all or nothing.
+    ///
+    /// Events no endpoint wants are answered without being stored. With `atomic`, any
+    /// failure fails the whole call; otherwise each item has its own result.
+    pub async fn accept(
+        &self,
+        items: Vec<Prepared>,
+        atomic: bool,
+    ) -> Result<Vec<Result<Accepted, ApiError>>, ApiError> {
+        if self.is_shutting_down() {
+            return Err(ApiError::from(StoreError::Closed));
+        }
+        let mut answers: Vec<Result<Accepted, ApiError>> = Vec::with_capacity(items.len());
+        let mut to_store = Vec::new();
+        let mut slots = Vec::new();
+        for item in items {
+            match item {
+                Ok(new) => {
+                    answers.push(Ok(Accepted {
+                        id: new.event.id.clone(),
+                        endpoints: new.routes.iter().map(|r| r.endpoint.clone()).collect(),
+                        duplicate: false,
+                    }));
+                    if !new.routes.is_empty() {
+                        slots.push(answers.len() - 1);
+                        to_store.push(new);
+                    }
+                }
+                Err(e) if atomic => return Err(e),
+                Err(e) => answers.push(Err(e)),
+            }
+        }
+        if to_store.is_empty() {
+            return Ok(answers);
+        }
+        let results = self.store.insert(to_store, atomic).await?;
+        for (slot, result) in slots.into_iter().zip(results) {
+            match result {
+                Ok(Inserted::Accepted) => {}
+                Ok(Inserted::Duplicate) => {
+                    if let Ok(a) = &mut answers[slot] {
+                        a.duplicate = true;
+                    }
+                }
+                Err(e) if atomic => return Err(e.into()),
+                Err(e) => answers[slot] = Err(e.into()),
+            }
+        }
+        Ok(answers)
+    }
+}

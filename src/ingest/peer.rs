@@ -1,0 +1,85 @@
+//! Socket files and peer credentials: binding a Unix socket with the configured mode and
+//! group, replacing a stale socket left by a crash, refusing to steal one a live process
+//! listens on, and reading `SO_PEERCRED` of each client.
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use tokio::net::{UnixListener, UnixStream};
+use tracing::info;
+
+use crate::store::Peer;
+
+/// Bind `path` as a listening socket with `mode` and, if given, group `group`.
+///
+/// `what` names the config key in messages (e.g. `ingest.socket`).
+pub async fn bind(
+    path: &Path,
+    mode: u32,
+    group: Option<&str>,
+    what: &str,
+) -> anyhow::Result<UnixListener> {
+    let shown = path.display();
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            bail!("cannot bind {shown}: a file that is not a socket is in the way; remove it or change {what}");
+        }
+        match UnixStream::connect(path).await {
+            Ok(stream) => {
+                let pid = stream
+                    .peer_cred()
+                    .ok()
+                    .and_then(|c| c.pid())
+                    .map(|p| format!(" (pid {p})"))
+                    .unwrap_or_default();
+                bail!("cannot bind {shown}: another edgehook{pid} is already running and listening on it; stop it or change {what}");
+            }
+            Err(_) => {
+                std::fs::remove_file(path)
+                    .with_context(|| format!("cannot remove stale socket {shown}"))?;
+                info!(socket = %shown, "Replaced a stale socket left by an earlier run.");
+            }
+        }
+    }
+    if let Some(parent) = path.parent() {
+        if !parent.as_os_str().is_empty() && !parent.exists() {
+            std::fs::create_dir_all(parent).with_context(|| {
+                format!("cannot create directory {} for {what}", parent.display())
+            })?;
+        }
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("cannot bind {shown} ({what})"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set mode {mode:o} on {shown}"))?;
+    if let Some(group) = group {
+        let gid = nix::unistd::Group::from_name(group)
+            .with_context(|| format!("cannot look up group {group:?} for {what}"))?
+            .with_context(|| {
+                format!("group {group:?} (for {what}) does not exist; create it or fix the config")
+            })?
+            .gid;
+        nix::unistd::chown(path, None, Some(gid))
+            .with_context(|| format!("cannot give {shown} to group {group:?}"))?;
+    }
+    Ok(listener)
+}
+
+/// The client's uid, gid and pid, from `SO_PEERCRED`.
+pub fn credentials(stream: &UnixStream) -> std::io::Result<Peer> {
+    let cred = stream.peer_cred()?;
+    Ok(Peer {
+        uid: cred.uid(),
+        gid: cred.gid(),
+        pid: cred.pid(),
+    })
+}
+
+/// The `forbidden` message for a peer not in `allowed_uids` / `allowed_gids`.
+pub fn forbidden_message(peer: &Peer) -> String {
+    format!(
+        "uid {} / gid {} may not submit events: not in ingest.allowed_uids or ingest.allowed_gids",
+        peer.uid, peer.gid
+    )
+}

@@ -1,0 +1,39 @@
+//! edgehook: a durable local webhook relay.
+//!
+//! Local apps hand events to a Unix socket; edgehook commits each to SQLite before it
+//! answers, then (delivery, next) POSTs it as a signed webhook to every endpoint that
+//! subscribes to its type.
+//!
+//! # Layout
+//! - [`cli`]: the clap command line; `main.rs` is thin glue around it.
+//! - [`config`]: TOML → validated [`config::Config`] (every error as `file:line:col`).
+//! - [`event`]: the validated [`event::Event`], the one type crossing ingest → store → deliver.
+//! - [`ingest`]: HTTP and line protocols on Unix sockets; parse, route, store.
+//! - [`store`]: the SQLite queue; one writer thread with group commit.
+//! - [`daemon`]: spawns every long-lived task and owns the shutdown order.
+//! - [`systemd`], [`shutdown`], [`logging`]: process plumbing.
+//! - [`send`], [`uds_client`]: the `send` command and its socket client.
+//!
+//! # Tasks and channels
+//! ```text
+//! client ──UDS──▶ ingest::http / ingest::lines ──(parse, route)──▶ Store::insert
+//!                                                          │ mpsc (commands)
+//!                                                          ▼
+//!                                   store writer thread: group commit, fsync, reply
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod deliver;
+pub mod demo;
+pub mod event;
+pub mod ingest;
+pub mod logging;
+pub mod send;
+pub mod shutdown;
+pub mod sign;
+pub mod store;
+pub mod systemd;
+pub mod uds_client;

@@ -1,0 +1,258 @@
+//! The queue: a SQLite database (`<state_dir>/queue.db`, WAL mode) and the [`Store`]
+//! handle every other module uses to reach it.
+//!
+//! All writes go through one writer thread (`writer.rs`) that does **group commit**: it
+//! takes every command waiting in its channel, applies them in one transaction, commits
+//! (one fsync with `durability = "full"`), and only then answers each caller. Many
+//! concurrent clients therefore share one fsync, and no caller is told "accepted" before
+//! its rows are durable. Reads that must not wait behind a commit use a second
+//! connection (`Store::read`), which WAL lets run beside the writer.
+
+pub mod deliveries;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{Durability, QueueConfig};
+use crate::event::Event;
+
+pub use schema::{STATE_DEAD, STATE_DELIVERED, STATE_PENDING};
+
+/// How many commands may wait for the writer before senders feel backpressure.
+const CHANNEL_CAPACITY: usize = 4096;
+
+/// Who handed us an event (`SO_PEERCRED`), recorded with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Peer {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: Option<i32>,
+}
+
+/// One delivery to create for an event: the endpoint and, for `order_key`, the key value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub endpoint: String,
+    pub order_key: Option<String>,
+}
+
+/// An event routed at ingest, ready to be stored with its deliveries.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event: Event,
+    pub routes: Vec<Route>,
+    pub peer: Peer,
+}
+
+/// What happened to one event handed to [`Store::insert`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Accepted,
+    /// An event with this id was accepted within `dedupe_window`; nothing was stored.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("queue is full: {used} of {limit} bytes used (queue.max_bytes); deliveries must drain first, or raise queue.max_bytes")]
+    Full { used: u64, limit: u64 },
+    #[error("storage is failing: {0}")]
+    Unavailable(String),
+    #[error("the queue is shutting down")]
+    Closed,
+}
+
+/// Cloneable handle to the queue database.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    tx: mpsc::Sender<writer::Command>,
+    reader: Mutex<Connection>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    inserted: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Store {
+    /// Open (creating if needed) and migrate the queue database, and start the writer.
+    ///
+    /// Errors name the file and, for a corrupt database, how to move it aside.
+    pub fn open(path: &Path, queue: &QueueConfig) -> anyhow::Result<Store> {
+        let mut conn = open_connection(path, queue.durability)?;
+        schema::migrate(&mut conn).map_err(|e| corrupt_or(path, e))?;
+        let (inserted_tx, inserted) = tokio::sync::watch::channel(0);
+        let state =
+            writer::State::load(&conn, queue, inserted_tx).map_err(|e| corrupt_or(path, e))?;
+        let reader = open_connection(path, queue.durability)?;
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let thread = std::thread::Builder::new()
+            .name("edgehook-store".into())
+            .spawn(move || writer::run(conn, rx, state))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                tx,
+                reader: Mutex::new(reader),
+                thread: Mutex::new(Some(thread)),
+                inserted,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Store events with their deliveries in one transaction shared with other callers.
+    ///
+    /// `atomic`: all or nothing — the first failing event fails the whole call (NDJSON
+    /// batches). Otherwise each event gets its own result (line socket). Answers only
+    /// after the commit is durable.
+    pub async fn insert(
+        &self,
+        events: Vec<NewEvent>,
+        atomic: bool,
+    ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(writer::Command::Insert {
+            events,
+            atomic,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Record delivery outcomes; answers after they are committed (batched with others).
+    pub async fn complete(&self, updates: Vec<deliveries::Update>) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(writer::Command::Complete { updates, reply })
+            .await?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Hold an endpoint (`Some((state, reason))`, e.g. `gone`) or release it (`None`).
+    pub async fn set_hold(
+        &self,
+        endpoint: &str,
+        hold: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let hold = hold.map(|(s, r)| (s.to_string(), r.to_string()));
+        self.send(writer::Command::SetHold {
+            endpoint: endpoint.to_string(),
+            hold,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// A receiver that changes after every commit that stored new events.
+    pub fn inserted(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.inserted.clone()
+    }
+
+    /// Apply changed queue settings (reload) to the writer.
+    pub async fn configure(&self, queue: QueueConfig) -> Result<(), StoreError> {
+        self.send(writer::Command::Configure(queue)).await
+    }
+
+    /// Prune expired dedupe entries and similar housekeeping.
+    pub async fn maintain(&self) -> Result<(), StoreError> {
+        self.send(writer::Command::Maintain).await
+    }
+
+    /// Run a read-only query on the reader connection, off the async threads.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.reader.lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn).map_err(|e| StoreError::Unavailable(e.to_string()))
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Stop the writer after it has committed everything already sent, checkpoint the WAL.
+    pub fn close(self) {
+        let thread = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let _ = self.inner.tx.try_send(writer::Command::Close);
+        drop(self);
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+
+    async fn send(&self, cmd: writer::Command) -> Result<(), StoreError> {
+        self.inner
+            .tx
+            .send(cmd)
+            .await
+            .map_err(|_| StoreError::Closed)
+    }
+}
+
+fn open_connection(path: &Path, durability: Durability) -> anyhow::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open queue database {}: {e}; check that daemon.state_dir exists and is writable by this user",
+            path.display()
+        )
+    })?;
+    let sync = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;"
+    ))
+    .map_err(|e| corrupt_or(path, e.to_string()))?;
+    Ok(conn)
+}
+
+/// Word an open-time failure; corruption gets instructions, never an automatic delete.
+fn corrupt_or(path: &Path, err: String) -> anyhow::Error {
+    let lower = err.to_lowercase();
+    if lower.contains("malformed") || lower.contains("not a database") || lower.contains("corrupt")
+    {
+        let p = path.display();
+        anyhow::anyhow!(
+            "queue database {p} is corrupt ({err}). edgehook will not touch it. \
+             Stop edgehook, move it aside with `mv {p} {p}.corrupt` (and {p}-wal, {p}-shm if present), \
+             then start edgehook again with an empty queue; the moved file can be inspected with sqlite3 \
+             (`.recover`) to salvage events"
+        )
+    } else {
+        anyhow::anyhow!("queue database {}: {err}", path.display())
+    }
+}
+
+/// Milliseconds since the Unix epoch; the store's clock for every timestamp column.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,340 @@
+//! The writer thread: the only code that writes to the queue database.
+//!
+//! Group commit: block for one command, then take every other command already waiting
+//! (up to [`MAX_GROUP`]), apply them inside one `BEGIN IMMEDIATE … COMMIT`, each under
+//! its own savepoint so one caller's failure (queue full) does not undo another's work,
+//! and answer the callers only after `COMMIT` returned. If the commit fails (disk full,
+//! I/O error) every caller of the group is told so and nothing of the group is kept.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, warn};
+
+use super::deliveries::{self, Update};
+use super::{now_ms, Inserted, NewEvent, StoreError};
+use crate::config::{QueueConfig, WhenFull};
+
+/// Upper bound of commands per transaction: keeps one commit's latency bounded.
+const MAX_GROUP: usize = 1024;
+
+pub(super) type InsertReply = Result<Vec<Result<Inserted, StoreError>>, StoreError>;
+
+pub(super) enum Command {
+    Insert {
+        events: Vec<NewEvent>,
+        atomic: bool,
+        reply: oneshot::Sender<InsertReply>,
+    },
+    Complete {
+        updates: Vec<Update>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    SetHold {
+        endpoint: String,
+        hold: Option<(String, String)>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Configure(QueueConfig),
+    Maintain,
+    Close,
+}
+
+/// What the writer keeps in memory between commands.
+pub(super) struct State {
+    queue: QueueConfig,
+    /// Sum of `events.size`: the queue's size for `max_bytes`.
+    bytes: u64,
+    /// Last `next_at` given to a new delivery: kept monotonic so new rows sort after
+    /// older ones even if the wall clock steps back.
+    last_insert_ms: i64,
+    /// Bumped after every commit that stored events; delivery workers watch it.
+    inserted: tokio::sync::watch::Sender<u64>,
+}
+
+impl State {
+    pub(super) fn load(
+        conn: &Connection,
+        queue: &QueueConfig,
+        inserted: tokio::sync::watch::Sender<u64>,
+    ) -> Result<State, String> {
+        let bytes: i64 = conn
+            .query_row("SELECT COALESCE(SUM(size), 0) FROM events", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(State {
+            queue: queue.clone(),
+            bytes: bytes as u64,
+            last_insert_ms: 0,
+            inserted,
+        })
+    }
+}
+
+/// An answer held back until the group's commit is known.
+enum Pending {
+    Insert(oneshot::Sender<InsertReply>, InsertReply),
+    Done(
+        oneshot::Sender<Result<(), StoreError>>,
+        Result<(), StoreError>,
+    ),
+}
+
+impl Pending {
+    fn send(self, commit: Result<(), &StoreError>) {
+        match self {
+            Pending::Insert(reply, result) => {
+                let _ = reply.send(commit.map_err(Clone::clone).and(result));
+            }
+            Pending::Done(reply, result) => {
+                let _ = reply.send(commit.map_err(Clone::clone).and(result));
+            }
+        }
+    }
+}
+
+pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Command>, mut state: State) {
+    let mut closing = false;
+    while !closing {
+        let Some(first) = rx.blocking_recv() else {
+            break;
+        };
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(cmd) => group.push(cmd),
+                Err(_) => break,
+            }
+        }
+        closing = group.iter().any(|c| matches!(c, Command::Close));
+        apply_group(&mut conn, &mut state, group);
+    }
+    if let Err(err) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        warn!(error = %err, "Checkpoint at shutdown failed; the WAL will be replayed at next start.");
+    }
+}
+
+fn apply_group(conn: &mut Connection, state: &mut State, group: Vec<Command>) {
+    let bytes_before = state.bytes;
+    let mut pending = Vec::with_capacity(group.len());
+    let begin = conn.execute_batch("BEGIN IMMEDIATE").map_err(unavailable);
+    for cmd in group {
+        match cmd {
+            Command::Insert {
+                events,
+                atomic,
+                reply,
+            } => {
+                let result = match &begin {
+                    Ok(()) => insert(conn, state, events, atomic),
+                    Err(e) => Err(e.clone()),
+                };
+                pending.push(Pending::Insert(reply, result));
+            }
+            Command::Complete { updates, reply } => {
+                let result = begin.clone().and_then(|()| complete(conn, state, &updates));
+                pending.push(Pending::Done(reply, result));
+            }
+            Command::SetHold {
+                endpoint,
+                hold,
+                reply,
+            } => {
+                let hold = hold.as_ref().map(|(s, r)| (s.as_str(), r.as_str()));
+                let result = begin.clone().and_then(|()| {
+                    deliveries::set_hold(conn, &endpoint, hold).map_err(unavailable)
+                });
+                pending.push(Pending::Done(reply, result));
+            }
+            Command::Configure(queue) => state.queue = queue,
+            Command::Maintain => {
+                if begin.is_ok() {
+                    if let Err(err) = maintain(conn, state) {
+                        warn!(error = %err, "Queue housekeeping failed; will try again.");
+                    }
+                }
+            }
+            Command::Close => {}
+        }
+    }
+    let commit = begin.and_then(|()| conn.execute_batch("COMMIT").map_err(unavailable));
+    if let Err(err) = &commit {
+        error!(error = %err, "Queue commit failed; callers are told to retry.");
+        let _ = conn.execute_batch("ROLLBACK");
+        state.bytes = bytes_before;
+    }
+    if commit.is_ok()
+        && pending
+            .iter()
+            .any(|p| matches!(p, Pending::Insert(_, Ok(_))))
+    {
+        state.inserted.send_modify(|n| *n += 1);
+    }
+    for p in pending {
+        p.send(commit.as_ref().map(|_| ()));
+    }
+}
+
+fn complete(conn: &Connection, state: &mut State, updates: &[Update]) -> Result<(), StoreError> {
+    let keep = !state.queue.keep_delivered.is_zero();
+    for update in updates {
+        let freed = deliveries::apply(conn, update, keep).map_err(unavailable)?;
+        state.bytes = state.bytes.saturating_sub(freed);
+    }
+    Ok(())
+}
+
+fn maintain(conn: &Connection, state: &mut State) -> rusqlite::Result<()> {
+    prune_dedupe(conn, state)?;
+    let max_age = state.queue.max_age.map(|d| d.as_millis() as i64);
+    let keep = state.queue.keep_delivered.as_millis() as i64;
+    let freed = deliveries::expire(conn, max_age, keep)?;
+    state.bytes = state.bytes.saturating_sub(freed);
+    Ok(())
+}
+
+fn insert(
+    conn: &Connection,
+    state: &mut State,
+    events: Vec<NewEvent>,
+    atomic: bool,
+) -> InsertReply {
+    let bytes_before = state.bytes;
+    conn.execute_batch("SAVEPOINT insert_call")
+        .map_err(unavailable)?;
+    let mut results = Vec::with_capacity(events.len());
+    for ev in &events {
+        let result = insert_one(conn, state, ev);
+        if atomic {
+            if let Err(err) = result {
+                conn.execute_batch("ROLLBACK TO insert_call; RELEASE insert_call")
+                    .map_err(unavailable)?;
+                state.bytes = bytes_before;
+                return Err(err);
+            }
+        }
+        results.push(result);
+    }
+    conn.execute_batch("RELEASE insert_call")
+        .map_err(unavailable)?;
+    Ok(results)
+}
+
+fn insert_one(conn: &Connection, state: &mut State, ev: &NewEvent) -> Result<Inserted, StoreError> {
+    let now = now_ms();
+    let e = &ev.event;
+    if !e.id_assigned && is_duplicate(conn, state, &e.id, now)? {
+        return Ok(Inserted::Duplicate);
+    }
+    let size = e.stored_size();
+    make_room(conn, state, size)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO events(id, type, timestamp, data, size, received_at, peer_uid, peer_gid, peer_pid)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(unavailable)?;
+    stmt.execute(params![
+        e.id,
+        e.event_type,
+        e.timestamp,
+        e.data.get().as_bytes(),
+        size as i64,
+        now,
+        ev.peer.uid,
+        ev.peer.gid,
+        ev.peer.pid,
+    ])
+    .map_err(unavailable)?;
+    let seq = conn.last_insert_rowid();
+    state.last_insert_ms = state.last_insert_ms.max(now);
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO deliveries(event_seq, endpoint, order_key, created_at, next_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(unavailable)?;
+    for route in &ev.routes {
+        stmt.execute(params![
+            seq,
+            route.endpoint,
+            route.order_key,
+            now,
+            state.last_insert_ms
+        ])
+        .map_err(unavailable)?;
+    }
+    state.bytes += size;
+    Ok(Inserted::Accepted)
+}
+
+/// Checks the dedupe window and, when the id is new (or expired), records it.
+fn is_duplicate(conn: &Connection, state: &State, id: &str, now: i64) -> Result<bool, StoreError> {
+    let window = state.queue.dedupe_window.as_millis() as i64;
+    let seen: Option<i64> = conn
+        .prepare_cached("SELECT received_at FROM dedupe WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+        .map_err(unavailable)?;
+    if matches!(seen, Some(at) if at > now - window) {
+        return Ok(true);
+    }
+    conn.prepare_cached("INSERT OR REPLACE INTO dedupe(id, received_at) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![id, now]))
+        .map_err(unavailable)?;
+    Ok(false)
+}
+
+/// Enforce `queue.max_bytes`: refuse, or drop the oldest events, per `when_full`.
+fn make_room(conn: &Connection, state: &mut State, size: u64) -> Result<(), StoreError> {
+    let limit = state.queue.max_bytes;
+    if state.bytes + size <= limit {
+        return Ok(());
+    }
+    if state.queue.when_full == WhenFull::Reject || size > limit {
+        return Err(StoreError::Full {
+            used: state.bytes,
+            limit,
+        });
+    }
+    let mut dropped = 0u64;
+    while state.bytes + size > limit {
+        let oldest: Option<(i64, i64, String)> = conn
+            .prepare_cached("SELECT seq, size, id FROM events ORDER BY seq LIMIT 1")
+            .and_then(|mut s| {
+                s.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
+            .map_err(unavailable)?;
+        let Some((seq, old_size, id)) = oldest else {
+            break;
+        };
+        conn.prepare_cached("DELETE FROM deliveries WHERE event_seq = ?1")
+            .and_then(|mut s| s.execute([seq]))
+            .and_then(|_| conn.prepare_cached("DELETE FROM events WHERE seq = ?1"))
+            .and_then(|mut s| s.execute([seq]))
+            .map_err(unavailable)?;
+        state.bytes = state.bytes.saturating_sub(old_size as u64);
+        dropped += 1;
+        warn!(event_id = %id, "Queue full (queue.when_full = \"drop_oldest\"): dropped the oldest event.");
+    }
+    if dropped > 0 {
+        warn!(dropped, "Queue full: dropped oldest events to make room.");
+    }
+    Ok(())
+}
+
+fn prune_dedupe(conn: &Connection, state: &State) -> rusqlite::Result<usize> {
+    let cutoff = now_ms() - state.queue.dedupe_window.as_millis() as i64;
+    conn.execute("DELETE FROM dedupe WHERE received_at <= ?1", [cutoff])
+}
+
+/// Every SQLite failure on the write path becomes "unavailable": the caller answers 503.
+fn unavailable(err: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    let reason = match err.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => "disk full".to_string(),
+        Some(ErrorCode::SystemIoFailure) => "I/O error".to_string(),
+        Some(ErrorCode::ReadOnly) => "database is read-only".to_string(),
+        _ => "database error".to_string(),
+    };
+    StoreError::Unavailable(format!("{reason} ({err})"))
+}

@@ -1,0 +1,33 @@
+//! Test harness: [`TestDaemon`] runs the real binary in a temp dir; [`client`] speaks
+//! HTTP/1.1 and the line protocol over its Unix sockets; [`cli`] runs one-shot commands.
+
+pub mod cli;
+pub mod client;
+pub mod daemon;
+
+pub use cli::run_cli;
+pub use client::Reply;
+pub use daemon::{Builder, TestDaemon};
+
+/// Two endpoints with different filters. Their URLs point at the discard port, so once
+/// delivery exists the deliveries just stay pending (retrying); tests only count rows
+/// that exist right after the answer.
+///
+/// - `spark` wants `Upload*` and `Test.*`
+/// - `flows` wants `flows/*` and `Test.*`
+pub const ENDPOINTS: &str = r#"
+[[endpoint]]
+name = "spark"
+url = "https://127.0.0.1:9/spark"
+events = ["Upload*", "Test.*"]
+
+[[endpoint]]
+name = "flows"
+url = "https://127.0.0.1:9/flows"
+events = ["flows/*", "Test.*"]
+"#;
+
+/// One event as JSON text, with an explicit id.
+pub fn event(event_type: &str, id: &str, data: &str) -> String {
+    format!(r#"{{"type":"{event_type}","id":"{id}","data":{data}}}"#)
+}
