@@ -27,6 +27,8 @@ pub struct ConfigArg {
 pub enum Command {
     /// Run the daemon in the foreground (what the systemd unit runs).
     Run(ConfigArg),
+    /// One-command tour: the real daemon, socket, queue and TLS, with a built-in HTTPS receiver.
+    Demo,
     /// Validate the config and print a summary with secrets redacted (like nginx -t).
     CheckConfig(ConfigArg),
     /// Send one event to a running daemon through its socket.

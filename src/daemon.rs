@@ -28,8 +28,13 @@ const SHUTDOWN_MARGIN: Duration = Duration::from_secs(1);
 /// How often expired dedupe entries are pruned.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Run the daemon with `config` until `shutdown` resolves.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+/// Run the daemon with `config` until `shutdown` resolves; `on_ready` is called once the
+/// queue is open and the sockets listen (right after `READY=1`).
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(),
+) -> anyhow::Result<()> {
     for warning in &config.warnings {
         warn!(config = %config.path.display(), "{warning}");
     }
@@ -71,6 +76,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         env!("CARGO_PKG_VERSION")
     );
     systemd::ready(&summary);
+    on_ready();
 
     shutdown.await;
     info!("Shutting down: no new events; finishing open requests.");

@@ -25,8 +25,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => {
             let path = config::resolve_path(args.config.as_deref());
             let config = config::load(&path)?;
-            daemon::run(config, shutdown::signal_received()).await
+            daemon::run(config, shutdown::signal_received(), || ()).await
         }
+        Command::Demo => edgehook::demo::tour::run().await,
         Command::CheckConfig(args) => {
             let path = config::resolve_path(args.config.as_deref());
             let config = config::load(&path)?;

@@ -154,9 +154,10 @@ fn parse_with(
     };
     let config = ctx.config(raw);
     if !ctx.errors.is_empty() {
+        ctx.errors.sort_by_key(|(offset, _)| *offset);
         return Err(ConfigError {
             path: path.to_path_buf(),
-            messages: ctx.errors,
+            messages: ctx.errors.into_iter().map(|(_, message)| message).collect(),
         });
     }
     Ok((config, ctx.literal_secrets))
@@ -183,7 +184,8 @@ struct Ctx<'a> {
     path: &'a Path,
     base_dir: &'a Path,
     resolver: Resolver<'a>,
-    errors: Vec<String>,
+    /// `(offset, message)`: reported in file order, problems without a position last.
+    errors: Vec<(usize, String)>,
     warnings: Vec<String>,
     watched: Vec<PathBuf>,
     literal_secrets: bool,
@@ -192,7 +194,7 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn error(&mut self, span: Range<usize>, message: impl fmt::Display) {
         let at = position(self.path, self.text, span.start);
-        self.errors.push(format!("{at}: {message}"));
+        self.errors.push((span.start, format!("{at}: {message}")));
     }
 
     fn watch(&mut self, path: PathBuf) {
@@ -391,11 +393,12 @@ impl Ctx<'_> {
         for (i, (a, path_a)) in sockets.iter().enumerate() {
             for (b, path_b) in &sockets[i + 1..] {
                 if path_a == path_b {
-                    self.errors.push(format!(
+                    let message = format!(
                         "{}: {a} and {b} are the same path {}: each socket needs its own",
                         self.path.display(),
                         path_a.display()
-                    ));
+                    );
+                    self.errors.push((usize::MAX, message));
                 }
             }
         }
@@ -562,21 +565,24 @@ impl Ctx<'_> {
             .and_then(|signing| self.signing(signing, &label));
         let headers = self.headers(raw, &label, auth.as_ref(), signing.as_ref());
         let tls = self.tls(raw.tls.as_ref(), &label);
+        let body = self.choice(
+            &raw.body,
+            &key("body"),
+            &[("envelope", BodyMode::Envelope), ("data", BodyMode::Data)],
+            BodyMode::Envelope,
+        );
+        let concurrency = self.count(&raw.concurrency, &key("concurrency"), defaults::CONCURRENCY);
 
+        // Every check above has run; only now may a missing name or url end this endpoint.
         Some(EndpointConfig {
             name: name?,
             url: url?,
             filter,
-            body: self.choice(
-                &raw.body,
-                &key("body"),
-                &[("envelope", BodyMode::Envelope), ("data", BodyMode::Data)],
-                BodyMode::Envelope,
-            ),
+            body,
             headers,
             ordering,
             order_key,
-            concurrency: self.count(&raw.concurrency, &key("concurrency"), defaults::CONCURRENCY),
+            concurrency,
             timeout,
             rate_limit,
             permanent_status,
@@ -674,7 +680,9 @@ impl Ctx<'_> {
         };
         let mut matches = Vec::new();
         if let Some(table) = &raw.r#match {
-            for (pointer, value) in table.get_ref() {
+            let mut entries: Vec<_> = table.get_ref().iter().collect();
+            entries.sort_by_key(|(pointer, _)| pointer.span().start);
+            for (pointer, value) in entries {
                 if let Err(err) = check_pointer(pointer.get_ref()) {
                     self.error(pointer.span(), format!("{label}: match: {err}"));
                 }
@@ -966,6 +974,11 @@ impl Ctx<'_> {
     fn signing(&mut self, spanned: &Spanned<RawSigning>, label: &str) -> Option<SigningConfig> {
         let raw = spanned.get_ref();
         let key = |key: &str| format!("{label}: signing.{key}");
+        let schemes = [
+            ("standard-webhooks", SigningScheme::StandardWebhooks),
+            ("hmac-sha256", SigningScheme::HmacSha256),
+            ("hmac-sha1", SigningScheme::HmacSha1),
+        ];
         let scheme = match &raw.scheme {
             None => {
                 self.error(
@@ -977,16 +990,19 @@ impl Ctx<'_> {
                 );
                 None
             }
-            Some(_) => Some(self.choice(
-                &raw.scheme,
-                &key("scheme"),
-                &[
-                    ("standard-webhooks", SigningScheme::StandardWebhooks),
-                    ("hmac-sha256", SigningScheme::HmacSha256),
-                    ("hmac-sha1", SigningScheme::HmacSha1),
-                ],
-                SigningScheme::StandardWebhooks,
-            )),
+            Some(v) => {
+                let known = schemes.iter().find(|(name, _)| name == v.get_ref());
+                if known.is_none() {
+                    // Reports the unknown value with the list of known ones.
+                    self.choice(
+                        &raw.scheme,
+                        &key("scheme"),
+                        &schemes,
+                        SigningScheme::HmacSha256,
+                    );
+                }
+                known.map(|&(_, scheme)| scheme)
+            }
         };
         let references: Vec<(Spanned<String>, String)> = match (&raw.secret, &raw.secrets) {
             (Some(_), Some(list)) => {
@@ -1142,7 +1158,9 @@ impl Ctx<'_> {
         };
         let mut seen: HashMap<String, &str> = HashMap::new();
         let mut headers = Vec::new();
-        for (name, value) in table.get_ref() {
+        let mut entries: Vec<_> = table.get_ref().iter().collect();
+        entries.sort_by_key(|(name, _)| name.span().start);
+        for (name, value) in entries {
             let written = name.get_ref();
             let header = match HeaderName::from_bytes(written.as_bytes()) {
                 Ok(header) => header,
@@ -1374,12 +1392,18 @@ impl Ctx<'_> {
         default
     }
 
+    /// A duration; on error the default stands in, so no follow-up error is reported.
+    ///
+    /// # Panics
+    ///
+    /// If `default` does not parse: the defaults are constants.
     fn duration(&mut self, value: &S<String>, key: &str, default: &str) -> Duration {
+        let default = units::parse_duration(default).expect("default durations parse");
         match value {
-            None => units::parse_duration(default).expect("default durations parse"),
+            None => default,
             Some(v) => units::parse_duration(v.get_ref()).unwrap_or_else(|err| {
                 self.error(v.span(), format!("{key}: {err}"));
-                Duration::ZERO
+                default
             }),
         }
     }

@@ -164,7 +164,7 @@ impl Worker {
                             mode = Mode::Offline { probes, next_probe: Instant::now() + delay };
                             local.clear();
                         }
-                        (_, Mode::Offline { .. }) => {
+                        (Attempted::Status { .. }, Mode::Offline { .. }) => {
                             info!(endpoint = %name, "Endpoint back online; draining its backlog.");
                             mode = Mode::Online;
                         }

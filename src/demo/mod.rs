@@ -6,3 +6,4 @@
 
 pub mod pki;
 pub mod receiver;
+pub mod tour;

@@ -34,10 +34,7 @@ fn error(text: &str) -> String {
 
 fn assert_has(haystack: &str, needles: &[&str]) {
     for needle in needles {
-        assert!(
-            haystack.contains(needle),
-            "{needle:?} not in {haystack:?}"
-        );
+        assert!(haystack.contains(needle), "{needle:?} not in {haystack:?}");
     }
 }
 
@@ -200,8 +197,14 @@ fn every_key_set() {
     assert_eq!(c.daemon.admin_group.as_deref(), Some("wheel"));
     assert_eq!(c.daemon.shutdown_timeout, Duration::from_millis(1500));
     assert_eq!(c.daemon.log_format, LogFormat::Json);
-    assert_eq!(c.daemon.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
-    assert_eq!(c.ingest.lines_socket.as_deref(), Some(Path::new("/run/eh/lines.sock")));
+    assert_eq!(
+        c.daemon.metrics_listen,
+        Some("127.0.0.1:9464".parse().unwrap())
+    );
+    assert_eq!(
+        c.ingest.lines_socket.as_deref(),
+        Some(Path::new("/run/eh/lines.sock"))
+    );
     assert_eq!(c.ingest.socket_mode, 0o600);
     assert_eq!(c.ingest.socket_group.as_deref(), Some("apps"));
     assert_eq!(c.ingest.allowed_uids, [0, 1000]);
@@ -220,7 +223,10 @@ fn every_key_set() {
     let e = &c.endpoints[0];
     assert_eq!(e.name, "spark_1-x");
     assert_eq!(e.url.port_u16(), Some(8443));
-    assert_eq!(e.filter.globs(), ["UploadProduct", "Delete*", "flows/comments.*"]);
+    assert_eq!(
+        e.filter.globs(),
+        ["UploadProduct", "Delete*", "flows/comments.*"]
+    );
     assert!(e.filter.needs_document());
     let doc = serde_json::json!({"type": "UploadProduct", "data": {"roomId": "Y2lz", "n": 3, "ok": true, "f": 1.5}});
     assert!(e.filter.matches("UploadProduct", Some(&doc)));
@@ -228,14 +234,21 @@ fn every_key_set() {
     assert_eq!(e.body, BodyMode::Data);
     assert_eq!(
         e.headers,
-        [("x-other".to_owned(), "1".to_owned()), ("x-tenant".to_owned(), "acme".to_owned())]
+        [
+            ("x-tenant".to_owned(), "acme".to_owned()),
+            ("x-other".to_owned(), "1".to_owned())
+        ],
+        "file order"
     );
     assert_eq!(e.order_key.as_deref(), Some("/roomId"));
     assert_eq!(e.concurrency, 2);
     assert_eq!(e.timeout, Duration::from_secs(30));
     assert_eq!(
         e.rate_limit,
-        Some(RateLimit { count: 600, per: Duration::from_secs(60) })
+        Some(RateLimit {
+            count: 600,
+            per: Duration::from_secs(60)
+        })
     );
     assert_eq!(e.permanent_status, [400, 401, 599]);
     assert_eq!(e.max_attempts, Some(5));
@@ -270,10 +283,14 @@ fn unknown_keys_name_the_key_and_position() {
     let err = error("bogus = 1\n");
     assert_has(&err, &[":1:1:", "`bogus`"]);
 
-    let err = error(&endpoint("[endpoint.tls]\nroots = \"system\"\ncafile = \"x\""));
+    let err = error(&endpoint(
+        "[endpoint.tls]\nroots = \"system\"\ncafile = \"x\"",
+    ));
     assert_has(&err, &[":6:1:", "`cafile`", "ca_file"]);
 
-    let err = error(&endpoint("[endpoint.auth]\ntype = \"bearer\"\ntokn = \"x\""));
+    let err = error(&endpoint(
+        "[endpoint.auth]\ntype = \"bearer\"\ntokn = \"x\"",
+    ));
     assert_has(&err, &[":6:1:", "`tokn`"]);
 
     let err = error(&endpoint("retries = 3"));
@@ -345,7 +362,11 @@ jitter = 2.0
     let err = try_parse("[daemon]\nlog_format = 1\n").unwrap_err();
     assert_eq!(err.path(), Path::new(PATH));
     let err = try_parse("[daemon]\nlog_format = \"a\"\nstate_dir = \"\"\n").unwrap_err();
-    assert_eq!(err.to_string().lines().count(), 2, "one problem per line: {err}");
+    assert_eq!(
+        err.to_string().lines().count(),
+        2,
+        "one problem per line: {err}"
+    );
     assert_eq!(err.to_string(), err.messages().join("\n"));
 }
 
@@ -362,17 +383,24 @@ fn daemon_rules() {
         &["daemon.metrics_listen", "127.0.0.1:9464"],
     );
     assert_eq!(
-        ok("[daemon]\nmetrics_listen = \"[::1]:9464\"").daemon.metrics_listen,
+        ok("[daemon]\nmetrics_listen = \"[::1]:9464\"")
+            .daemon
+            .metrics_listen,
         Some("[::1]:9464".parse().unwrap())
     );
-    assert_eq!(ok("[daemon]\nmetrics_listen = \"\"").daemon.metrics_listen, None);
+    assert_eq!(
+        ok("[daemon]\nmetrics_listen = \"\"").daemon.metrics_listen,
+        None
+    );
     assert_has(
         &error("[daemon]\nstate_dir = \"\""),
         &["daemon.state_dir: must not be empty"],
     );
     assert_eq!(ok("[daemon]\nadmin_group = \"\"").daemon.admin_group, None);
     assert_eq!(
-        ok("[daemon]\nshutdown_timeout = \"0s\"").daemon.shutdown_timeout,
+        ok("[daemon]\nshutdown_timeout = \"0s\"")
+            .daemon
+            .shutdown_timeout,
         Duration::ZERO
     );
 }
@@ -388,12 +416,26 @@ fn relative_paths_resolve_against_the_config_directory() {
         lines_socket = "lines.sock"
     "#);
     assert_eq!(c.daemon.state_dir, Path::new("/etc/edgehook/state"));
-    assert_eq!(c.daemon.admin_socket, Path::new("/etc/edgehook/./run/admin.sock"));
-    assert_eq!(c.ingest.socket, Path::new("/etc/edgehook/../run/events.sock"));
-    assert_eq!(c.ingest.lines_socket.as_deref(), Some(Path::new("/etc/edgehook/lines.sock")));
+    assert_eq!(
+        c.daemon.admin_socket,
+        Path::new("/etc/edgehook/./run/admin.sock")
+    );
+    assert_eq!(
+        c.ingest.socket,
+        Path::new("/etc/edgehook/../run/events.sock")
+    );
+    assert_eq!(
+        c.ingest.lines_socket.as_deref(),
+        Some(Path::new("/etc/edgehook/lines.sock"))
+    );
 
     // A relative config path is made absolute first.
-    let (c, _) = parse_with("[daemon]\nstate_dir = \"s\"", Path::new("conf/e.toml"), &no_env).unwrap();
+    let (c, _) = parse_with(
+        "[daemon]\nstate_dir = \"s\"",
+        Path::new("conf/e.toml"),
+        &no_env,
+    )
+    .unwrap();
     assert!(c.daemon.state_dir.is_absolute(), "{:?}", c.daemon.state_dir);
     assert!(c.daemon.state_dir.ends_with("conf/s"));
     assert_eq!(c.path, Path::new("conf/e.toml"));
@@ -404,7 +446,11 @@ fn sockets() {
     let long = format!("/run/{}.sock", "x".repeat(110));
     assert_has(
         &error(&format!("[ingest]\nsocket = \"{long}\"")),
-        &[":2:10:", "ingest.socket", "Unix socket paths are limited to 107"],
+        &[
+            ":2:10:",
+            "ingest.socket",
+            "Unix socket paths are limited to 107",
+        ],
     );
     assert_has(
         &error("[ingest]\nlines_socket = \"/run/edgehook/edgehook.sock\""),
@@ -420,7 +466,10 @@ fn sockets() {
 
 #[test]
 fn ingest_rules() {
-    assert_eq!(ok("[ingest]\nsocket_mode = 0o640").ingest.socket_mode, 0o640);
+    assert_eq!(
+        ok("[ingest]\nsocket_mode = 0o640").ingest.socket_mode,
+        0o640
+    );
     assert_has(
         &error("[ingest]\nsocket_mode = \"4770\""),
         &["ingest.socket_mode", "beyond 0o777"],
@@ -431,7 +480,10 @@ fn ingest_rules() {
     );
     assert_has(
         &error("[ingest]\nmax_event_bytes = \"2MiB\"\nmax_batch_bytes = \"1MiB\""),
-        &[":2:19:", "max_event_bytes (2MiB) is larger than ingest.max_batch_bytes (1MiB)"],
+        &[
+            ":2:19:",
+            "max_event_bytes (2MiB) is larger than ingest.max_batch_bytes (1MiB)",
+        ],
     );
     // Against the default batch size, too.
     assert_has(
@@ -453,7 +505,10 @@ fn ingest_rules() {
     );
     let errs = errors("[ingest]\nallowed_uids = [-1, 4294967296, 5]\nallowed_gids = [4294967295]");
     assert_eq!(errs.len(), 3, "{errs:#?}");
-    assert_has(&errs[0], &[":2:17:", "ingest.allowed_uids: -1 is not a valid id"]);
+    assert_has(
+        &errs[0],
+        &[":2:17:", "ingest.allowed_uids: -1 is not a valid id"],
+    );
 }
 
 // ----- [queue] -----
@@ -469,12 +524,27 @@ fn queue_rules() {
         &["\"reject\", \"drop_oldest\""],
     );
     assert_eq!(ok("[queue]\nmax_age = \"\"").queue.max_age, None);
-    assert_has(&error("[queue]\nmax_age = \"0s\""), &["queue.max_age", "\"\""]);
-    assert_has(&error("[queue]\nmax_age = \"30\""), &["queue.max_age: invalid duration"]);
+    assert_has(
+        &error("[queue]\nmax_age = \"0s\""),
+        &["queue.max_age", "\"\""],
+    );
+    assert_has(
+        &error("[queue]\nmax_age = \"30\""),
+        &["queue.max_age: invalid duration"],
+    );
     assert_eq!(ok("[queue]\nmax_bytes = 4096").queue.max_bytes, 4096);
-    assert_has(&error("[queue]\nmax_bytes = \"0\""), &["queue.max_bytes: must be more than 0"]);
-    assert_has(&error("[queue]\nmax_bytes = 1.5"), &["queue.max_bytes: invalid size: found a float"]);
-    assert_eq!(ok("[queue]\ndedupe_window = \"0s\"").queue.dedupe_window, Duration::ZERO);
+    assert_has(
+        &error("[queue]\nmax_bytes = \"0\""),
+        &["queue.max_bytes: must be more than 0"],
+    );
+    assert_has(
+        &error("[queue]\nmax_bytes = 1.5"),
+        &["queue.max_bytes: invalid size: found a float"],
+    );
+    assert_eq!(
+        ok("[queue]\ndedupe_window = \"0s\"").queue.dedupe_window,
+        Duration::ZERO
+    );
 }
 
 // ----- [[endpoint]] basics -----
@@ -482,7 +552,9 @@ fn queue_rules() {
 #[test]
 fn endpoint_names() {
     for bad in ["Spark", "spark.io", "", "a b", "ü"] {
-        let err = error(&format!("[[endpoint]]\nname = \"{bad}\"\nurl = \"https://x/\""));
+        let err = error(&format!(
+            "[[endpoint]]\nname = \"{bad}\"\nurl = \"https://x/\""
+        ));
         assert_has(&err, &[":2:8:", "a-z, 0-9, _ and -"]);
     }
     let err = error(
@@ -506,21 +578,30 @@ fn urls() {
     let url = |u: &str, extra: &str| format!("[[endpoint]]\nname = \"a\"\nurl = \"{u}\"\n{extra}");
     assert_has(
         &error(&url("http://a.example.com/", "")),
-        &[":3:7:", "endpoint a: url: plain http is refused", "allow_plain_http = true"],
+        &[
+            ":3:7:",
+            "endpoint a: url: plain http is refused",
+            "allow_plain_http = true",
+        ],
     );
     let c = ok(&url("http://a.example.com/", "allow_plain_http = true"));
     assert_eq!(
         c.warnings,
         ["endpoint a: plain http allowed, payloads and credentials travel unencrypted"]
     );
-    assert!(ok(&url("https://a/", "allow_plain_http = true")).warnings.is_empty());
+    assert!(ok(&url("https://a/", "allow_plain_http = true"))
+        .warnings
+        .is_empty());
     for (bad, why) in [
         ("ftp://a.example.com/", "must start with https://"),
-        ("a.example.com/hooks", "has no host"),
+        ("a.example.com/hooks", "not a valid URL"),
         ("/hooks", "has no host"),
         ("https://", "not a valid URL"),
         ("https://a b/", "not a valid URL"),
-        ("https://bob:pw@a.example.com/", "must not contain credentials"),
+        (
+            "https://bob:pw@a.example.com/",
+            "must not contain credentials",
+        ),
     ] {
         let err = error(&url(bad, ""));
         assert_has(&err, &["endpoint a: url:", why]);
@@ -537,12 +618,18 @@ fn events_and_match() {
 
     assert_has(
         &endpoint_error("events = [\"ok\", \"bad glob\"]"),
-        &[":4:17:", "endpoint a: events: pattern \"bad glob\" contains ' '"],
+        &[
+            ":4:17:",
+            "endpoint a: events: pattern \"bad glob\" contains ' '",
+        ],
     );
     assert_has(&endpoint_error("events = [\"\"]"), &["empty pattern"]);
     let c = ok(&endpoint("events = []"));
     assert_eq!(c.warnings.len(), 1);
-    assert_has(&c.warnings[0], &["endpoint a: events = [] matches no event"]);
+    assert_has(
+        &c.warnings[0],
+        &["endpoint a: events = [] matches no event"],
+    );
     assert!(!c.endpoints[0].filter.matches_type("x"));
 
     assert_has(
@@ -577,29 +664,56 @@ fn body_ordering_order_key() {
     );
     assert_has(
         &endpoint_error("ordering = \"fifo\"\norder_key = \"/roomId\""),
-        &[":5:13:", "order_key: cannot be combined with ordering = \"fifo\""],
+        &[
+            ":5:13:",
+            "order_key: cannot be combined with ordering = \"fifo\"",
+        ],
     );
 }
 
 #[test]
 fn numbers_and_durations() {
-    assert_has(&endpoint_error("concurrency = 0"), &["concurrency: 0 must be at least 1"]);
-    assert_has(&endpoint_error("concurrency = -2"), &["concurrency: -2 must be at least 1"]);
-    assert_has(&endpoint_error("timeout = \"0ms\""), &["timeout: must be more than 0"]);
-    assert_has(&endpoint_error("timeout = \"10\""), &["timeout: invalid duration \"10\""]);
+    assert_has(
+        &endpoint_error("concurrency = 0"),
+        &["concurrency: 0 must be at least 1"],
+    );
+    assert_has(
+        &endpoint_error("concurrency = -2"),
+        &["concurrency: -2 must be at least 1"],
+    );
+    assert_has(
+        &endpoint_error("timeout = \"0ms\""),
+        &["timeout: must be more than 0"],
+    );
+    assert_has(
+        &endpoint_error("timeout = \"10\""),
+        &["timeout: invalid duration \"10\""],
+    );
     assert_eq!(ok_endpoint("rate_limit = \"\"").rate_limit, None);
     assert_eq!(
         ok_endpoint("rate_limit = \"10/h\"").rate_limit,
-        Some(RateLimit { count: 10, per: Duration::from_secs(3600) })
+        Some(RateLimit {
+            count: 10,
+            per: Duration::from_secs(3600)
+        })
     );
-    assert_has(&endpoint_error("rate_limit = \"fast\""), &["rate_limit: invalid rate limit"]);
+    assert_has(
+        &endpoint_error("rate_limit = \"fast\""),
+        &["rate_limit: invalid rate limit"],
+    );
     let errs = errors(&endpoint("permanent_status = [399, 404, 600, -1]"));
     assert_eq!(errs.len(), 3, "{errs:#?}");
     assert_has(&errs[0], &["399 is not a 4xx or 5xx status"]);
-    assert_eq!(ok_endpoint("permanent_status = []").permanent_status, Vec::<u16>::new());
+    assert_eq!(
+        ok_endpoint("permanent_status = []").permanent_status,
+        Vec::<u16>::new()
+    );
     assert_eq!(ok_endpoint("max_attempts = 0").max_attempts, None);
     assert_eq!(ok_endpoint("max_attempts = 7").max_attempts, Some(7));
-    assert_has(&endpoint_error("max_attempts = -1"), &["max_attempts: -1 is out of range"]);
+    assert_has(
+        &endpoint_error("max_attempts = -1"),
+        &["max_attempts: -1 is out of range"],
+    );
     assert_eq!(ok_endpoint("compress = \"\"").compress, None);
     assert_has(&endpoint_error("compress = \"zstd\""), &["\"\", \"gzip\""]);
 }
@@ -607,7 +721,10 @@ fn numbers_and_durations() {
 #[test]
 fn proxies() {
     assert!(ok_endpoint("proxy = \"\"").proxy.is_none());
-    let p = ok_endpoint("proxy = \"http://10.0.0.1:3128\"").proxy.unwrap();
+    let p = ok_endpoint("proxy = \"http://10.0.0.1:3128\"")
+        .proxy
+        .clone()
+        .unwrap();
     assert_eq!(p.host(), Some("10.0.0.1"));
     for (bad, why) in [
         ("https://proxy:3128", "only http:// proxies"),
@@ -618,7 +735,10 @@ fn proxies() {
         ("proxy:3128", "not an http:// URL"),
         ("http://a b", "is not a URL"),
     ] {
-        assert_has(&endpoint_error(&format!("proxy = \"{bad}\"")), &["endpoint a: proxy:", why]);
+        assert_has(
+            &endpoint_error(&format!("proxy = \"{bad}\"")),
+            &["endpoint a: proxy:", why],
+        );
     }
 }
 
@@ -644,14 +764,20 @@ fn headers() {
         &["repeats", "ignore case"],
     );
     assert_has(
-        &endpoint_error("headers = { Authorization = \"x\" }\nauth = { type = \"bearer\", token = \"t\" }"),
+        &endpoint_error(
+            "headers = { Authorization = \"x\" }\nauth = { type = \"bearer\", token = \"t\" }",
+        ),
         &["already set by [endpoint.auth]"],
     );
     assert_has(
-        &endpoint_error("headers = { x-api-key = \"x\" }\nauth = { type = \"api-key\", value = \"t\" }"),
+        &endpoint_error(
+            "headers = { x-api-key = \"x\" }\nauth = { type = \"api-key\", value = \"t\" }",
+        ),
         &["already set by [endpoint.auth]"],
     );
-    assert!(ok_endpoint("headers = { authorization = \"x\" }").auth.is_none());
+    assert!(ok_endpoint("headers = { authorization = \"x\" }")
+        .auth
+        .is_none());
     assert_has(
         &endpoint_error("headers = { x-hub-signature-256 = \"x\" }\nsigning = { scheme = \"hmac-sha256\", secret = \"s\" }"),
         &["already set by [endpoint.signing]"],
@@ -694,18 +820,30 @@ fn retry_rules() {
 #[test]
 fn auth_api_key() {
     let e = ok_endpoint("[endpoint.auth]\ntype = \"api-key\"\nvalue = \"k1\"");
-    let Some(AuthConfig::ApiKey { placement: ApiKeyPlacement::Header(h), value }) = &e.auth else {
+    let Some(AuthConfig::ApiKey {
+        placement: ApiKeyPlacement::Header(h),
+        value,
+    }) = &e.auth
+    else {
         panic!("{:?}", e.auth)
     };
     assert_eq!((h.as_str(), value.expose()), ("x-api-key", "k1"));
 
     let e = ok_endpoint("auth = { type = \"api-key\", header = \"X-Key\", value = \"k\" }");
-    assert!(matches!(&e.auth, Some(AuthConfig::ApiKey { placement: ApiKeyPlacement::Header(h), .. }) if h == "x-key"));
+    assert!(
+        matches!(&e.auth, Some(AuthConfig::ApiKey { placement: ApiKeyPlacement::Header(h), .. }) if h == "x-key")
+    );
 
     let e = ok_endpoint("auth = { type = \"api-key\", in = \"query\", value = \"k\" }");
-    assert!(matches!(&e.auth, Some(AuthConfig::ApiKey { placement: ApiKeyPlacement::Query(p), .. }) if p == "api_key"));
-    let e = ok_endpoint("auth = { type = \"api-key\", in = \"query\", param = \"token\", value = \"k\" }");
-    assert!(matches!(&e.auth, Some(AuthConfig::ApiKey { placement: ApiKeyPlacement::Query(p), .. }) if p == "token"));
+    assert!(
+        matches!(&e.auth, Some(AuthConfig::ApiKey { placement: ApiKeyPlacement::Query(p), .. }) if p == "api_key")
+    );
+    let e = ok_endpoint(
+        "auth = { type = \"api-key\", in = \"query\", param = \"token\", value = \"k\" }",
+    );
+    assert!(
+        matches!(&e.auth, Some(AuthConfig::ApiKey { placement: ApiKeyPlacement::Query(p), .. }) if p == "token")
+    );
     // The SPEC's listing sets header, in and param together: accepted.
     ok_endpoint("[endpoint.auth]\ntype = \"api-key\"\nheader = \"x-api-key\"\nin = \"header\"\nparam = \"api_key\"\nvalue = \"k\"");
 
@@ -718,7 +856,9 @@ fn auth_api_key() {
         &["auth.in: unknown value \"body\"; expected \"header\" or \"query\""],
     );
     assert_has(
-        &endpoint_error("auth = { type = \"api-key\", in = \"query\", param = \"a b\", value = \"k\" }"),
+        &endpoint_error(
+            "auth = { type = \"api-key\", in = \"query\", param = \"a b\", value = \"k\" }",
+        ),
         &["auth.param: \"a b\""],
     );
     assert_has(
@@ -726,7 +866,10 @@ fn auth_api_key() {
         &["auth.header: \"x key\" is not a valid HTTP header name"],
     );
     let err = endpoint_error("auth = { type = \"api-key\", value = \"line\\nsecret\" }");
-    assert_has(&err, &["auth.value: the secret from literal is not a valid HTTP header value"]);
+    assert_has(
+        &err,
+        &["auth.value: the secret from literal is not a valid HTTP header value"],
+    );
     assert!(!err.contains("secret\""), "{err}");
     // In the query string any bytes are fine (they are percent-encoded).
     ok_endpoint("auth = { type = \"api-key\", in = \"query\", value = \"a b&c\" }");
@@ -737,7 +880,9 @@ fn auth_bearer_and_basic() {
     let e = ok_endpoint("auth = { type = \"bearer\", token = \"t\" }");
     assert!(matches!(&e.auth, Some(AuthConfig::Bearer { token }) if token.expose() == "t"));
     let e = ok_endpoint("auth = { type = \"basic\", username = \"bob\", password = \"pw\" }");
-    assert!(matches!(&e.auth, Some(AuthConfig::Basic { username, password }) if username == "bob" && password.expose() == "pw"));
+    assert!(
+        matches!(&e.auth, Some(AuthConfig::Basic { username, password }) if username == "bob" && password.expose() == "pw")
+    );
 
     assert_has(
         &endpoint_error("auth = { type = \"bearer\" }"),
@@ -761,10 +906,21 @@ fn auth_fields_of_another_type_are_errors() {
         "[endpoint.auth]\ntype = \"bearer\"\ntoken = \"t\"\nvalue = \"v\"\nusername = \"u\"",
     ));
     assert_eq!(errs.len(), 2, "{errs:#?}");
-    assert_has(&errs[0], &[":7:9:", "auth.value: not used by type \"bearer\" (it takes token)"]);
-    assert_has(&errs[1], &[":8:12:", "auth.username: not used by type \"bearer\""]);
     assert_has(
-        &endpoint_error("auth = { type = \"basic\", username = \"u\", password = \"p\", in = \"query\" }"),
+        &errs[0],
+        &[
+            ":7:9:",
+            "auth.value: not used by type \"bearer\" (it takes token)",
+        ],
+    );
+    assert_has(
+        &errs[1],
+        &[":8:12:", "auth.username: not used by type \"bearer\""],
+    );
+    assert_has(
+        &endpoint_error(
+            "auth = { type = \"basic\", username = \"u\", password = \"p\", in = \"query\" }",
+        ),
         &["auth.in: not used by type \"basic\" (it takes username and password)"],
     );
     assert_has(
@@ -787,29 +943,53 @@ const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 #[test]
 fn signing_schemes_and_defaults() {
-    let s = ok_endpoint(&format!("signing = {{ scheme = \"standard-webhooks\", secret = \"{WHSEC}\" }}"))
-        .signing
-        .clone()
-        .unwrap();
+    let s = ok_endpoint(&format!(
+        "signing = {{ scheme = \"standard-webhooks\", secret = \"{WHSEC}\" }}"
+    ))
+    .signing
+    .clone()
+    .unwrap();
     assert_eq!(s.scheme, SigningScheme::StandardWebhooks);
-    assert_eq!((s.header.as_str(), s.prefix.as_str()), ("webhook-signature", ""));
+    assert_eq!(
+        (s.header.as_str(), s.prefix.as_str()),
+        ("webhook-signature", "")
+    );
     assert_eq!(s.secrets.len(), 1);
     assert_eq!(s.secrets[0].expose(), WHSEC);
 
-    let s = ok_endpoint("signing = { scheme = \"hmac-sha256\", secret = \"s\" }").signing.clone().unwrap();
-    assert_eq!((s.header.as_str(), s.prefix.as_str()), ("x-hub-signature-256", "sha256="));
+    let s = ok_endpoint("signing = { scheme = \"hmac-sha256\", secret = \"s\" }")
+        .signing
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (s.header.as_str(), s.prefix.as_str()),
+        ("x-hub-signature-256", "sha256=")
+    );
     // "" is the SPEC's spelling of "the scheme's default".
-    let s = ok_endpoint("signing = { scheme = \"hmac-sha256\", secret = \"s\", header = \"\", prefix = \"\" }")
+    let s = ok_endpoint(
+        "signing = { scheme = \"hmac-sha256\", secret = \"s\", header = \"\", prefix = \"\" }",
+    )
+    .signing
+    .clone()
+    .unwrap();
+    assert_eq!(
+        (s.header.as_str(), s.prefix.as_str()),
+        ("x-hub-signature-256", "sha256=")
+    );
+    let s = ok_endpoint("signing = { scheme = \"hmac-sha1\", secret = \"s\" }")
         .signing
         .clone()
         .unwrap();
-    assert_eq!((s.header.as_str(), s.prefix.as_str()), ("x-hub-signature-256", "sha256="));
-    let s = ok_endpoint("signing = { scheme = \"hmac-sha1\", secret = \"s\" }").signing.clone().unwrap();
-    assert_eq!((s.header.as_str(), s.prefix.as_str()), ("x-spark-signature", ""));
-    let s = ok_endpoint("signing = { scheme = \"hmac-sha1\", secret = \"s\", header = \"X-Webex-Signature\" }")
-        .signing
-        .clone()
-        .unwrap();
+    assert_eq!(
+        (s.header.as_str(), s.prefix.as_str()),
+        ("x-spark-signature", "")
+    );
+    let s = ok_endpoint(
+        "signing = { scheme = \"hmac-sha1\", secret = \"s\", header = \"X-Webex-Signature\" }",
+    )
+    .signing
+    .clone()
+    .unwrap();
     assert_eq!(s.header, "x-webex-signature");
     // Rotation.
     let s = ok_endpoint(&format!(
@@ -838,13 +1018,23 @@ fn signing_errors() {
         &sig("scheme = \"hmac-sha1\"\nsecret = \"a\"\nsecrets = [\"b\"]"),
         &[":7:11:", "either secret or secrets, not both"],
     );
-    assert_has(&sig("scheme = \"hmac-sha1\"\nsecrets = []"), &["signing.secrets: is empty"]);
+    assert_has(
+        &sig("scheme = \"hmac-sha1\"\nsecrets = []"),
+        &["signing.secrets: is empty"],
+    );
     assert_has(
         &sig("scheme = \"hmac-sha256\"\nsecrets = [\"a\", \"b\"]"),
         &["only standard-webhooks carries several signatures"],
     );
     let err = sig("scheme = \"standard-webhooks\"\nsecret = \"plainsecret\"");
-    assert_has(&err, &[":6:10:", "signing.secret: the secret from literal:", "whsec_"]);
+    assert_has(
+        &err,
+        &[
+            ":6:10:",
+            "signing.secret: the secret from literal:",
+            "whsec_",
+        ],
+    );
     assert!(!err.contains("plainsecret"), "{err}");
     let err = sig("scheme = \"standard-webhooks\"\nsecret = \"whsec_not*base64\"");
     assert_has(&err, &["not valid base64"]);
@@ -854,11 +1044,15 @@ fn signing_errors() {
         &["nothing after the whsec_/whsk_ prefix"],
     );
     assert_has(
-        &sig(&format!("scheme = \"standard-webhooks\"\nsecrets = [\"{WHSEC}\", \"bad\"]")),
+        &sig(&format!(
+            "scheme = \"standard-webhooks\"\nsecrets = [\"{WHSEC}\", \"bad\"]"
+        )),
         &["signing.secrets[1]:"],
     );
     assert_has(
-        &sig(&format!("scheme = \"standard-webhooks\"\nsecret = \"{WHSEC}\"\nheader = \"x-sig\"")),
+        &sig(&format!(
+            "scheme = \"standard-webhooks\"\nsecret = \"{WHSEC}\"\nheader = \"x-sig\""
+        )),
         &["signing.header: standard-webhooks always uses webhook-signature"],
     );
     assert_has(
@@ -892,15 +1086,24 @@ fn secret_references_resolve_and_fail_clearly() {
     let (c, literal) = parse_with(&text, &config_path, &env).unwrap();
     assert!(!literal);
     let e = &c.endpoints[0];
-    let Some(AuthConfig::ApiKey { value, .. }) = &e.auth else { panic!() };
+    let Some(AuthConfig::ApiKey { value, .. }) = &e.auth else {
+        panic!()
+    };
     assert_eq!(value.expose(), "file-secret");
     assert_eq!(value.source(), &SecretSource::File(key.clone()));
-    assert_eq!(e.signing.as_ref().unwrap().secrets[0].expose(), "env-secret");
-    assert_eq!(c.watched_files, [key.clone()]);
+    assert_eq!(
+        e.signing.as_ref().unwrap().secrets[0].expose(),
+        "env-secret"
+    );
+    assert_eq!(c.watched_files, std::slice::from_ref(&key));
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     assert_has(
         &c.warnings[0],
-        &["endpoint a: auth.value: secret file", &key.display().to_string(), "0644"],
+        &[
+            "endpoint a: auth.value: secret file",
+            &key.display().to_string(),
+            "0644",
+        ],
     );
 
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -911,7 +1114,7 @@ fn secret_references_resolve_and_fail_clearly() {
     assert_eq!(errs.messages().len(), 1, "{errs}");
     assert_has(
         &errs.messages()[0],
-        &[":5:53:", "endpoint a: signing.secret: env:SPARK_SECRET: environment variable SPARK_SECRET is not set"],
+        &[":5:46:", "endpoint a: signing.secret: env:SPARK_SECRET: environment variable SPARK_SECRET is not set"],
     );
 
     let text = endpoint(
@@ -919,8 +1122,14 @@ fn secret_references_resolve_and_fail_clearly() {
     );
     let errs = errors(&text);
     assert_eq!(errs.len(), 2, "{errs:#?}");
-    assert_has(&errs[0], &["auth.token: cannot open secret file /nonexistent/token: No such file or directory"]);
-    assert_has(&errs[1], &["signing.secret: credential:spark: $CREDENTIALS_DIRECTORY is not set"]);
+    assert_has(
+        &errs[0],
+        &["auth.token: cannot open secret file /nonexistent/token: No such file or directory"],
+    );
+    assert_has(
+        &errs[1],
+        &["signing.secret: credential:spark: $CREDENTIALS_DIRECTORY is not set"],
+    );
 }
 
 #[test]
@@ -931,9 +1140,17 @@ fn secrets_never_in_debug_output() {
     )));
     let debug = format!("{c:?} {c:#?}");
     assert!(!debug.contains("pw-hunter2"), "{debug}");
-    assert!(!debug.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "{debug}");
+    assert!(
+        !debug.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        "{debug}"
+    );
     assert!(debug.contains("<redacted literal>"));
-    let (_, literal) = parse_with(&endpoint("auth = { type = \"bearer\", token = \"t\" }"), Path::new(PATH), &no_env).unwrap();
+    let (_, literal) = parse_with(
+        &endpoint("auth = { type = \"bearer\", token = \"t\" }"),
+        Path::new(PATH),
+        &no_env,
+    )
+    .unwrap();
     assert!(literal);
 }
 
@@ -988,7 +1205,11 @@ fn tls_ca_file_and_client_cert() {
     assert_eq!(key.source(), &SecretSource::File(pki.path("client.key")));
     assert_eq!(
         c.watched_files,
-        [pki.path("ca.pem"), pki.path("client.pem"), pki.path("client.key")]
+        [
+            pki.path("ca.pem"),
+            pki.path("client.pem"),
+            pki.path("client.key")
+        ]
     );
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 
@@ -1003,7 +1224,10 @@ fn tls_ca_file_and_client_cert() {
     assert_eq!(c.endpoints[0].tls.roots, Roots::System);
     assert_eq!(c.endpoints[0].tls.ca_file, Some(ca));
     let c = pki
-        .parse(&format!("client_cert = \"client.pem\"\nclient_key = \"\"\"{}\"\"\"", pki.key_pem))
+        .parse(&format!(
+            "client_cert = \"client.pem\"\nclient_key = \"\"\"{}\"\"\"",
+            pki.key_pem
+        ))
         .unwrap();
     let key = c.endpoints[0].tls.client_key.as_ref().unwrap();
     assert_eq!(key.source(), &SecretSource::Literal);
@@ -1035,7 +1259,10 @@ fn tls_errors() {
         &["tls.client_key: set without tls.client_cert"],
     );
     let err = pki.error("client_cert = \"client.pem\"\nclient_key = \"ca.pem\"");
-    assert_has(&err, &["tls.client_key: no PEM private key in file:", "ca.pem"]);
+    assert_has(
+        &err,
+        &["tls.client_key: no PEM private key in file:", "ca.pem"],
+    );
     assert!(!err.contains("BEGIN CERTIFICATE"));
     assert_has(
         &pki.error("client_cert = \"client.pem\"\nclient_key = \"env:NOPE\""),
@@ -1047,7 +1274,10 @@ fn tls_errors() {
         &["tls.server_name: \"not a name\" is not a DNS name or IP address"],
     );
     assert_eq!(
-        pki.parse("server_name = \"10.0.0.1\"").unwrap().endpoints[0].tls.server_name.as_deref(),
+        pki.parse("server_name = \"10.0.0.1\"").unwrap().endpoints[0]
+            .tls
+            .server_name
+            .as_deref(),
         Some("10.0.0.1")
     );
 }
@@ -1062,10 +1292,18 @@ fn load_reads_the_file() {
     assert_eq!(err.messages().len(), 1);
     assert_has(
         &err.messages()[0],
-        &[&format!("{}: cannot read config file:", path.display()), "No such file", "--config"],
+        &[
+            &format!("{}: cannot read config file:", path.display()),
+            "No such file",
+            "--config",
+        ],
     );
 
-    std::fs::write(&path, endpoint("auth = { type = \"bearer\", token = \"t\" }")).unwrap();
+    std::fs::write(
+        &path,
+        endpoint("auth = { type = \"bearer\", token = \"t\" }"),
+    )
+    .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
     let c = load(&path).unwrap();
     assert_eq!(c.path, path);
@@ -1074,7 +1312,10 @@ fn load_reads_the_file() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let c = load(&path).unwrap();
     assert_eq!(c.warnings.len(), 1);
-    assert_has(&c.warnings[0], &["holds literal secrets and is readable by others", "0644"]);
+    assert_has(
+        &c.warnings[0],
+        &["holds literal secrets and is readable by others", "0644"],
+    );
 
     std::fs::write(&path, "[daemon]\nstate_dir = 3\n").unwrap();
     let err = load(&path).unwrap_err();
@@ -1089,9 +1330,18 @@ const EXAMPLE: &str = include_str!("../../../config.example.toml");
 fn example_config_as_shipped_is_the_defaults() {
     let shipped = ok(EXAMPLE);
     let defaults = ok("");
-    assert_eq!(format!("{:?}", shipped.daemon), format!("{:?}", defaults.daemon));
-    assert_eq!(format!("{:?}", shipped.ingest), format!("{:?}", defaults.ingest));
-    assert_eq!(format!("{:?}", shipped.queue), format!("{:?}", defaults.queue));
+    assert_eq!(
+        format!("{:?}", shipped.daemon),
+        format!("{:?}", defaults.daemon)
+    );
+    assert_eq!(
+        format!("{:?}", shipped.ingest),
+        format!("{:?}", defaults.ingest)
+    );
+    assert_eq!(
+        format!("{:?}", shipped.queue),
+        format!("{:?}", defaults.queue)
+    );
     assert!(shipped.endpoints.is_empty());
 }
 
@@ -1147,27 +1397,80 @@ fn example_config_documents_every_key_with_its_default() {
         )
     };
     assert_eq!(fields(e), fields(d));
-    let Some(AuthConfig::ApiKey { placement: ApiKeyPlacement::Header(h), value }) = &e.auth else {
+    let Some(AuthConfig::ApiKey {
+        placement: ApiKeyPlacement::Header(h),
+        value,
+    }) = &e.auth
+    else {
         panic!("{:?}", e.auth)
     };
     assert_eq!((h.as_str(), value.expose()), ("x-api-key", "api-key"));
     let s = e.signing.as_ref().unwrap();
     assert_eq!(s.scheme, SigningScheme::StandardWebhooks);
     assert_eq!(s.header, "webhook-signature");
-    assert_eq!(s.secrets[0].source(), &SecretSource::Env("SPARK_WEBHOOK_SECRET".into()));
+    assert_eq!(
+        s.secrets[0].source(),
+        &SecretSource::Env("SPARK_WEBHOOK_SECRET".into())
+    );
     assert_eq!(c.watched_files, [key]);
 
     // Every SPEC §11 key appears in the example.
     for key in [
-        "state_dir", "admin_socket", "admin_group", "shutdown_timeout", "log_format",
-        "metrics_listen", "socket", "lines_socket", "socket_mode", "socket_group",
-        "allowed_uids", "allowed_gids", "max_event_bytes", "max_batch_bytes", "max_connections",
-        "durability", "max_bytes", "when_full", "max_age", "dedupe_window", "keep_delivered",
-        "name", "url", "events", "match", "body", "headers", "ordering", "order_key",
-        "concurrency", "timeout", "rate_limit", "permanent_status", "max_attempts", "compress",
-        "proxy", "allow_plain_http", "initial", "multiplier", "max", "jitter", "type", "header",
-        "in", "param", "value", "scheme", "secret", "prefix", "roots", "ca_file",
-        "client_cert", "client_key", "min_version", "server_name",
+        "state_dir",
+        "admin_socket",
+        "admin_group",
+        "shutdown_timeout",
+        "log_format",
+        "metrics_listen",
+        "socket",
+        "lines_socket",
+        "socket_mode",
+        "socket_group",
+        "allowed_uids",
+        "allowed_gids",
+        "max_event_bytes",
+        "max_batch_bytes",
+        "max_connections",
+        "durability",
+        "max_bytes",
+        "when_full",
+        "max_age",
+        "dedupe_window",
+        "keep_delivered",
+        "name",
+        "url",
+        "events",
+        "match",
+        "body",
+        "headers",
+        "ordering",
+        "order_key",
+        "concurrency",
+        "timeout",
+        "rate_limit",
+        "permanent_status",
+        "max_attempts",
+        "compress",
+        "proxy",
+        "allow_plain_http",
+        "initial",
+        "multiplier",
+        "max",
+        "jitter",
+        "type",
+        "header",
+        "in",
+        "param",
+        "value",
+        "scheme",
+        "secret",
+        "prefix",
+        "roots",
+        "ca_file",
+        "client_cert",
+        "client_key",
+        "min_version",
+        "server_name",
     ] {
         assert!(
             text.lines().any(|l| l.starts_with(&format!("{key} = "))),
