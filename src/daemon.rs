@@ -61,7 +61,7 @@ pub async fn run(
     }
     tracker.spawn(maintain(store.clone(), cancel.clone()));
     let grace = config.daemon.shutdown_timeout;
-    deliver::spawn(&config, &store, &cancel, &tracker, grace)?;
+    let _endpoints = deliver::spawn(&config, &store, &cancel, &tracker, grace)?;
 
     let summary = format!(
         "Accepting events on {}; {} endpoint(s)",

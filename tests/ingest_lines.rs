@@ -89,3 +89,47 @@ fn over_long_line_is_too_large_and_the_reader_resynchronises() {
     assert_eq!(d.events_with_id("too-long"), 0);
     assert_eq!(d.events_with_id("after-long"), 1);
 }
+
+/// A line refused with `queue_full` was not accepted, so sending it again once there is
+/// room must store it, not answer "duplicate" (which would lose it).
+#[test]
+#[ignore = "src bug: src/store/writer.rs keeps the dedupe entry of an event refused as queue_full on the line socket; see the report"]
+fn line_refused_as_queue_full_is_not_remembered_as_seen() {
+    let mut d = Builder::new()
+        .lines_socket()
+        .toml("[queue]\nmax_bytes = \"2KiB\"\nwhen_full = \"reject\"")
+        .toml(ENDPOINTS)
+        .start();
+    let data = format!("\"{}\"", "z".repeat(200));
+    let mut c = lines_client(&d);
+    let refused = (0..100)
+        .map(|i| format!("fill-{i}"))
+        .find(|id| {
+            c.send(format!("{}\n", event("Test.fill", id, &data)).into_bytes())
+                .join()
+                .unwrap();
+            let r = c.reply();
+            assert!(r["ok"] == true || r["error"]["code"] == "queue_full", "{r}");
+            r["ok"] == false
+        })
+        .expect("a 2 KiB queue fills up");
+    drop(c);
+    d.stop();
+    let config = std::fs::read_to_string(&d.config)
+        .unwrap()
+        .replace("\"2KiB\"", "\"1MiB\"");
+    std::fs::write(&d.config, config).unwrap();
+    d.restart();
+
+    let mut c = lines_client(&d);
+    c.send(format!("{}\n", event("Test.fill", &refused, &data)).into_bytes())
+        .join()
+        .unwrap();
+    let r = c.reply();
+    assert_eq!(
+        r,
+        serde_json::json!({"ok": true, "id": refused}),
+        "retry after queue_full"
+    );
+    assert_eq!(d.events_with_id(&refused), 1);
+}

@@ -8,17 +8,19 @@
 // TestDaemon, the Unix-socket HTTP and line clients, and the one-shot CLI runner.
 mod util;
 
-// `config_cli`: `check-config` and `run` against valid and invalid config files.
+// `check-config` and `run` against valid and invalid config files.
 mod config_cli;
-// `crash`: SIGKILL under concurrent load; every 202'd event is in the queue exactly once.
+// SIGKILL under concurrent load; every 202'd event is in the queue exactly once.
 mod crash;
-// `group_commit`: many concurrent clients share fsyncs (counted with strace).
+// Many concurrent clients share fsyncs (counted with strace).
 mod group_commit;
-// `ingest_http`: `POST /v1/events` (single, NDJSON batch, duplicates), health, every error status.
+// `POST /v1/events` (single, NDJSON batch, duplicates), health, every error status.
 mod ingest_http;
-// `ingest_lines`: the line socket: pipelining, per-line errors, over-long lines.
+// The line socket: pipelining, per-line errors, over-long lines.
 mod ingest_lines;
-// `send_cli`: `edgehook send` with --data as text, @file and stdin.
+// The process itself: signals and exit status.
+mod lifecycle;
+// `edgehook send` with --data as text, @file and stdin.
 mod send_cli;
-// `sockets`: socket files and peers: SO_PEERCRED rejection, stale socket, second instance.
+// Socket files and peers: SO_PEERCRED rejection, stale socket, second instance.
 mod sockets;

@@ -10,7 +10,9 @@
 //! type error that stops parsing.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -136,18 +138,18 @@ pub(super) struct RawAuth {
     pub header: S<String>,
     pub r#in: S<String>,
     pub param: S<String>,
-    pub value: S<String>,
-    pub token: S<String>,
+    pub value: S<SecretText>,
+    pub token: S<SecretText>,
     pub username: S<String>,
-    pub password: S<String>,
+    pub password: S<SecretText>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSigning {
     pub scheme: S<String>,
-    pub secret: S<String>,
-    pub secrets: S<Vec<Spanned<String>>>,
+    pub secret: S<SecretText>,
+    pub secrets: S<SecretList>,
     pub header: S<String>,
     pub prefix: S<String>,
 }
@@ -158,7 +160,112 @@ pub(super) struct RawTls {
     pub roots: S<String>,
     pub ca_file: S<String>,
     pub client_cert: S<String>,
-    pub client_key: S<String>,
+    pub client_key: S<SecretText>,
     pub min_version: S<String>,
     pub server_name: S<String>,
+}
+
+/// A secret (or a `file:`/`env:`/`credential:` reference): a string. Unlike `String`, a
+/// wrongly typed value is refused without quoting it, so `token = 12345` does not put the
+/// token in an error message.
+#[derive(Debug, Clone)]
+pub(super) struct SecretText(pub String);
+
+/// `secrets = [...]`: a list of [`SecretText`], refused without quoting when not a list.
+#[derive(Debug)]
+pub(super) struct SecretList(pub Vec<Spanned<SecretText>>);
+
+const SECRET_EXPECTED: &str =
+    "a string: the secret, or a \"file:…\", \"env:…\" or \"credential:…\" reference";
+
+/// The serde error for a wrongly typed secret (the value is not shown).
+fn not_a_string<E: de::Error>(found: &str) -> E {
+    E::custom(format!(
+        "invalid type: {found} (value not shown), expected {SECRET_EXPECTED}"
+    ))
+}
+
+impl<'de> Deserialize<'de> for SecretText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = SecretText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(SECRET_EXPECTED)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SecretText, E> {
+                Ok(SecretText(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<SecretText, E> {
+                Ok(SecretText(v))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<SecretText, E> {
+                Err(not_a_string("boolean"))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<SecretText, E> {
+                Err(not_a_string("integer"))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<SecretText, E> {
+                Err(not_a_string("integer"))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<SecretText, E> {
+                Err(not_a_string("float"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<SecretText, A::Error> {
+                Err(not_a_string("array"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<SecretText, A::Error> {
+                Err(not_a_string("table or date"))
+            }
+        }
+        deserializer.deserialize_any(TextVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListVisitor;
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = SecretList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of secrets")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SecretList, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(SecretList(items))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<SecretList, E> {
+                Err(E::custom(
+                    "invalid type: string (value not shown), expected an array of secrets; \
+                     for one secret write secret = \"…\"",
+                ))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<SecretList, E> {
+                Err(not_a_string("boolean"))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<SecretList, E> {
+                Err(not_a_string("integer"))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<SecretList, E> {
+                Err(not_a_string("integer"))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<SecretList, E> {
+                Err(not_a_string("float"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<SecretList, A::Error> {
+                Err(not_a_string("table or date"))
+            }
+        }
+        deserializer.deserialize_any(ListVisitor)
+    }
+}
+
+/// A spanned secret as a spanned string, for validation.
+pub(super) fn secret_text(value: &S<SecretText>) -> S<String> {
+    value
+        .as_ref()
+        .map(|v| Spanned::new(v.span(), v.get_ref().0.clone()))
 }

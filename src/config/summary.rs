@@ -305,8 +305,9 @@ fn redacted(secret: &Secret) -> String {
 }
 
 /// Replace a `user:password@` in a URL's authority by `user:<redacted>@`. Validation
-/// refuses such URLs; this is belt and braces for a report people paste into tickets.
-fn redact_userinfo(url: &str) -> String {
+/// refuses such URLs (and quotes them redacted); this is belt and braces for a report
+/// people paste into tickets.
+pub(super) fn redact_userinfo(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };

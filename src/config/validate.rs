@@ -28,10 +28,11 @@ use toml::Spanned;
 
 use super::filter::{check_glob, check_pointer};
 use super::raw::{
-    defaults, RawAuth, RawConfig, RawDaemon, RawEndpoint, RawIngest, RawQueue, RawRetry,
-    RawSigning, RawTls,
+    defaults, secret_text, RawAuth, RawConfig, RawDaemon, RawEndpoint, RawIngest, RawQueue,
+    RawRetry, RawSigning, RawTls,
 };
 use super::secret::{Bare, Resolver, Secret};
+use super::summary::redact_userinfo;
 use super::units;
 use super::{
     ApiKeyPlacement, AuthConfig, BodyMode, Compress, Config, DaemonConfig, Durability,
@@ -114,8 +115,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-/// Validate config `text` that was read from `path` (used in messages and to resolve
-/// relative paths). Resolves secrets from files and the process environment.
+/// Validate config `text` that was read from `path`: `path` names the file in messages, and
+/// relative paths in the config (state_dir, sockets, ca_file, client_cert, client_key,
+/// `file:` secrets) are resolved against its directory. Resolves secrets from files and
+/// the process environment; reads CA and certificate files to check them.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     parse_with(text, path, &|name| std::env::var_os(name)).map(|(config, _)| config)
 }
@@ -604,12 +607,14 @@ impl Ctx<'_> {
         allow_plain_http: bool,
     ) -> Option<hyper::Uri> {
         let text = v.get_ref();
+        // Shown in messages: a password in the URL must not reach logs either.
+        let shown = redact_userinfo(text);
         let uri = match text.parse::<hyper::Uri>() {
             Ok(uri) => uri,
             Err(err) => {
                 self.error(
                     v.span(),
-                    format!("{label}: url: {text:?} is not a valid URL ({err})"),
+                    format!("{label}: url: {shown:?} is not a valid URL ({err})"),
                 );
                 return None;
             }
@@ -617,7 +622,7 @@ impl Ctx<'_> {
         let Some(authority) = uri.authority().filter(|a| !a.host().is_empty()) else {
             self.error(
                 v.span(),
-                format!("{label}: url: {text:?} has no host: write https://host/path"),
+                format!("{label}: url: {shown:?} has no host: write https://host/path"),
             );
             return None;
         };
@@ -653,7 +658,7 @@ impl Ctx<'_> {
             _ => {
                 self.error(
                     v.span(),
-                    format!("{label}: url: {text:?} must start with https://"),
+                    format!("{label}: url: {shown:?} must start with https://"),
                 );
                 None
             }
@@ -701,9 +706,10 @@ impl Ctx<'_> {
 
     fn proxy(&mut self, v: &Spanned<String>, key: &str) -> Option<hyper::Uri> {
         let text = v.get_ref();
+        let shown = redact_userinfo(text);
         let hint = "expected http://host:port (HTTPS to the endpoint is tunnelled with CONNECT)";
         let Ok(uri) = text.parse::<hyper::Uri>() else {
-            self.error(v.span(), format!("{key}: {text:?} is not a URL: {hint}"));
+            self.error(v.span(), format!("{key}: {shown:?} is not a URL: {hint}"));
             return None;
         };
         let problem = match (uri.scheme_str(), uri.authority()) {
@@ -725,7 +731,7 @@ impl Ctx<'_> {
         };
         match problem {
             Some(problem) => {
-                self.error(v.span(), format!("{key}: {text:?}: {problem}; {hint}"));
+                self.error(v.span(), format!("{key}: {shown:?}: {problem}; {hint}"));
                 None
             }
             None => Some(uri),
@@ -796,14 +802,19 @@ impl Ctx<'_> {
     fn auth(&mut self, spanned: &Spanned<RawAuth>, label: &str) -> Option<AuthConfig> {
         let raw = spanned.get_ref();
         let key = |key: &str| format!("{label}: auth.{key}");
+        let (value, token, password) = (
+            secret_text(&raw.value),
+            secret_text(&raw.token),
+            secret_text(&raw.password),
+        );
         let fields: [(&str, &S<String>); 7] = [
             ("header", &raw.header),
             ("in", &raw.r#in),
             ("param", &raw.param),
-            ("value", &raw.value),
-            ("token", &raw.token),
+            ("value", &value),
+            ("token", &token),
             ("username", &raw.username),
-            ("password", &raw.password),
+            ("password", &password),
         ];
         let Some(kind) = &raw.r#type else {
             self.error(
@@ -863,7 +874,8 @@ impl Ctx<'_> {
             };
         let auth = match kind.get_ref().as_str() {
             "api-key" => {
-                let value = required(self, "value", &raw.value);
+                let reference = value;
+                let value = required(self, "value", &reference);
                 let placement = match raw.r#in.as_ref().map(|v| v.get_ref().as_str()) {
                     None | Some("header") => {
                         let header = raw
@@ -917,21 +929,22 @@ impl Ctx<'_> {
                 };
                 let value = value.and_then(|v| self.secret(&v, &key("value"), Bare::Literal));
                 if let (Some(secret), ApiKeyPlacement::Header(_)) = (&value, &placement) {
-                    self.header_safe_secret(secret, &raw.value, &key("value"), "");
+                    self.header_safe_secret(secret, &reference, &key("value"), "");
                 }
                 value.map(|value| AuthConfig::ApiKey { placement, value })
             }
             "bearer" => {
-                let token = required(self, "token", &raw.token)
+                let reference = token;
+                let token = required(self, "token", &reference)
                     .and_then(|v| self.secret(&v, &key("token"), Bare::Literal));
                 if let Some(secret) = &token {
-                    self.header_safe_secret(secret, &raw.token, &key("token"), "Bearer ");
+                    self.header_safe_secret(secret, &reference, &key("token"), "Bearer ");
                 }
                 token.map(|token| AuthConfig::Bearer { token })
             }
             _ => {
                 let username = required(self, "username", &raw.username);
-                let password = required(self, "password", &raw.password)
+                let password = required(self, "password", &password)
                     .and_then(|v| self.secret(&v, &key("password"), Bare::Literal));
                 if let Some(v) = &username {
                     if v.get_ref().is_empty() || v.get_ref().contains(':') {
@@ -1004,7 +1017,8 @@ impl Ctx<'_> {
                 known.map(|&(_, scheme)| scheme)
             }
         };
-        let references: Vec<(Spanned<String>, String)> = match (&raw.secret, &raw.secrets) {
+        let secret = secret_text(&raw.secret);
+        let references: Vec<(Spanned<String>, String)> = match (&secret, &raw.secrets) {
             (Some(_), Some(list)) => {
                 self.error(
                     list.span(),
@@ -1027,15 +1041,14 @@ impl Ctx<'_> {
             }
             (Some(one), None) => vec![(one.clone(), key("secret"))],
             (None, Some(list)) => {
-                if list.get_ref().is_empty() {
+                let items = &list.get_ref().0;
+                if items.is_empty() {
                     self.error(
                         list.span(),
                         format!("{}: is empty: give at least one secret", key("secrets")),
                     );
                 }
-                if list.get_ref().len() > 1
-                    && scheme.is_some_and(|s| s != SigningScheme::StandardWebhooks)
-                {
+                if items.len() > 1 && scheme.is_some_and(|s| s != SigningScheme::StandardWebhooks) {
                     self.error(
                         list.span(),
                         format!(
@@ -1046,10 +1059,13 @@ impl Ctx<'_> {
                         ),
                     );
                 }
-                list.get_ref()
+                items
                     .iter()
                     .enumerate()
-                    .map(|(i, s)| (s.clone(), key(&format!("secrets[{i}]"))))
+                    .map(|(i, s)| {
+                        let text = Spanned::new(s.span(), s.get_ref().0.clone());
+                        (text, key(&format!("secrets[{i}]")))
+                    })
                     .collect()
             }
         };
@@ -1234,7 +1250,8 @@ impl Ctx<'_> {
             }
         }
         let client_cert = self.cert_file(&raw.client_cert, &key("client_cert"));
-        let client_key = match &raw.client_key {
+        let key_reference = secret_text(&raw.client_key);
+        let client_key = match &key_reference {
             Some(v) if !v.get_ref().is_empty() => {
                 let secret = self.secret(v, &key("client_key"), Bare::PemPath);
                 if let Some(secret) = &secret {
@@ -1256,7 +1273,7 @@ impl Ctx<'_> {
             _ => None,
         };
         let cert_set = raw.client_cert.as_ref().filter(|v| !v.get_ref().is_empty());
-        let key_set = raw.client_key.as_ref().filter(|v| !v.get_ref().is_empty());
+        let key_set = key_reference.as_ref().filter(|v| !v.get_ref().is_empty());
         match (cert_set, key_set) {
             (Some(v), None) => self.error(
                 v.span(),

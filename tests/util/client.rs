@@ -192,9 +192,14 @@ impl LineClient {
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("reply {line:?} is not JSON: {e}"))
     }
 
-    /// Whether the daemon closed the connection (EOF) with nothing more to read.
+    /// Whether the daemon closed the connection with nothing more to read: EOF, or a
+    /// reset when it closed with our unread input still queued.
     pub fn at_eof(&mut self) -> bool {
         let mut line = String::new();
-        matches!(self.reader.read_line(&mut line), Ok(0))
+        match self.reader.read_line(&mut line) {
+            Ok(0) => true,
+            Err(e) => e.kind() == io::ErrorKind::ConnectionReset,
+            Ok(_) => false,
+        }
     }
 }

@@ -1,9 +1,11 @@
 //! Test harness: [`TestDaemon`] runs the real binary in a temp dir; [`client`] speaks
-//! HTTP/1.1 and the line protocol over its Unix sockets; [`cli`] runs one-shot commands.
+//! HTTP/1.1 and the line protocol over its Unix sockets; [`cli`] runs one-shot commands;
+//! [`delivery`] has the HTTPS upstream and queue polling for delivery tests.
 
 pub mod cli;
 pub mod client;
 pub mod daemon;
+pub mod delivery;
 
 pub use cli::run_cli;
 pub use client::Reply;

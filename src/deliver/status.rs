@@ -1,0 +1,91 @@
+//! What a delivery worker shows the outside (status, metrics) and what it can be told
+//! (wake, hold, release). One [`EndpointHandle`] per running worker.
+
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use tokio::sync::mpsc;
+
+/// An operator's instruction to a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Probe now if offline (`edgehook wake`).
+    Wake,
+    /// Hold deliveries (`paused`), or release any hold (`None`: `edgehook resume`).
+    Hold(Option<String>),
+}
+
+/// The endpoint's delivery state as status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum State {
+    #[default]
+    Online,
+    /// Connect-level failures; only the head is probed, next at `next_probe`.
+    Offline {
+        since: SystemTime,
+        next_probe: SystemTime,
+    },
+    /// `gone` (410) or `paused` (operator).
+    Held(String),
+}
+
+impl State {
+    pub fn name(&self) -> &str {
+        match self {
+            State::Online => "online",
+            State::Offline { .. } => "offline",
+            State::Held(h) => h,
+        }
+    }
+}
+
+/// A snapshot a worker keeps current.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    pub state: State,
+    pub in_flight: usize,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<SystemTime>,
+    pub last_success_at: Option<SystemTime>,
+    /// Upstream `Date` minus our clock, in seconds, when it was off by more than 5 minutes.
+    pub clock_skew_secs: Option<i64>,
+    pub delivered: u64,
+    pub retried: u64,
+    pub dead: u64,
+}
+
+/// The handle the rest of the daemon holds for one worker.
+#[derive(Debug)]
+pub struct EndpointHandle {
+    pub name: String,
+    status: Mutex<Status>,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+impl EndpointHandle {
+    pub fn new(name: String) -> (EndpointHandle, mpsc::UnboundedReceiver<Control>) {
+        let (control, rx) = mpsc::unbounded_channel();
+        let handle = EndpointHandle {
+            name,
+            status: Mutex::new(Status::default()),
+            control,
+        };
+        (handle, rx)
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut Status)) {
+        f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Send an instruction; false if the worker has stopped.
+    pub fn send(&self, control: Control) -> bool {
+        self.control.send(control).is_ok()
+    }
+}

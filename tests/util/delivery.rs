@@ -1,0 +1,168 @@
+//! Delivery test helpers: an [`Upstream`] (the demo's real HTTPS receiver, with a CA
+//! minted for the test, on a tokio runtime of its own so the blocking [`TestDaemon`] API
+//! can be used from the test thread), [`Endpoint`] to write an `[[endpoint]]` that trusts
+//! it, and polling helpers for the queue database (the only signal for DB state).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use edgehook::demo::pki::{self, Pki};
+use edgehook::demo::receiver::{Receiver, Recorded};
+use tokio::runtime::Runtime;
+
+use super::TestDaemon;
+
+/// Longest a test waits for requests or for the queue to reach a state.
+pub const WAIT: Duration = Duration::from_secs(15);
+/// How often the queue database is re-read while waiting for a state.
+const DB_POLL: Duration = Duration::from_millis(20);
+
+/// The HTTPS receiver and the runtime it runs on. Field order is drop order: the
+/// receiver stops before its runtime goes away.
+pub struct Upstream {
+    pub receiver: Receiver,
+    pki: Pki,
+    rt: Runtime,
+}
+
+impl Upstream {
+    /// A fresh CA and a receiver on a free port of 127.0.0.1 answering 200.
+    pub fn start() -> Upstream {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("building the receiver runtime");
+        let pki = pki::generate().expect("generating the test PKI");
+        let receiver = rt
+            .block_on(Receiver::start(&pki))
+            .expect("starting the receiver");
+        Upstream { receiver, pki, rt }
+    }
+
+    /// Run a future (e.g. a receiver call) on the receiver's runtime.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.rt.block_on(future)
+    }
+
+    /// `https://localhost:{port}{path}`.
+    pub fn url(&self, path: &str) -> String {
+        self.receiver.url(path)
+    }
+
+    /// Write the CA certificate into `dir` (for `[endpoint.tls] ca_file`).
+    pub fn write_ca(&self, dir: &Path) -> PathBuf {
+        self.pki.write_ca(dir).expect("writing the CA file")
+    }
+
+    /// Wait until at least `n` requests arrived; all requests so far.
+    ///
+    /// # Panics
+    /// After [`WAIT`], saying how many arrived.
+    pub fn wait_for(&self, n: usize) -> Vec<Recorded> {
+        self.block_on(self.receiver.wait_for(n, WAIT))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// One `[[endpoint]]` with every event (`events = ["*"]`), trusting the test CA, with
+/// short retry timings so tests stay fast.
+pub struct Endpoint {
+    name: String,
+    url: String,
+    ca: PathBuf,
+    keys: Vec<String>,
+    tables: Vec<String>,
+    retry: String,
+}
+
+impl Endpoint {
+    pub fn new(name: &str, url: &str, ca: &Path) -> Endpoint {
+        Endpoint {
+            name: name.into(),
+            url: url.into(),
+            ca: ca.into(),
+            keys: Vec::new(),
+            tables: Vec::new(),
+            retry: "initial = \"100ms\"\nmax = \"500ms\"".into(),
+        }
+    }
+
+    /// A `key = value` line of the endpoint table (e.g. `body = "data"`).
+    pub fn key(mut self, line: &str) -> Endpoint {
+        self.keys.push(line.into());
+        self
+    }
+
+    /// A sub-table with its header, e.g. `"[endpoint.auth]\ntype = \"bearer\"\n…"`.
+    pub fn table(mut self, toml: &str) -> Endpoint {
+        self.tables.push(toml.into());
+        self
+    }
+
+    /// Replace the body of `[endpoint.retry]` (default: initial 100ms, max 500ms).
+    pub fn retry(mut self, toml: &str) -> Endpoint {
+        self.retry = toml.into();
+        self
+    }
+
+    pub fn toml(&self) -> String {
+        format!(
+            "[[endpoint]]\nname = {:?}\nurl = {:?}\nevents = [\"*\"]\n{}\n[endpoint.retry]\n{}\n[endpoint.tls]\nca_file = {:?}\n{}\n",
+            self.name,
+            self.url,
+            self.keys.join("\n"),
+            self.retry,
+            self.ca,
+            self.tables.join("\n"),
+        )
+    }
+}
+
+/// Poll `cond` on the queue database until it holds.
+///
+/// # Panics
+/// After [`WAIT`], with `what` and the daemon's stderr.
+pub fn wait_db(d: &TestDaemon, what: &str, mut cond: impl FnMut(&TestDaemon) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond(d) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting for: {what}; edgehook stderr:\n{}",
+            d.log()
+        );
+        std::thread::sleep(DB_POLL);
+    }
+}
+
+/// Pending deliveries (state 0) in the queue.
+pub fn pending(d: &TestDaemon) -> i64 {
+    d.query_i64("SELECT COUNT(*) FROM deliveries WHERE state = 0", [])
+}
+
+/// The requests' `webhook-id`s, in arrival order.
+pub fn ids(requests: &[Recorded]) -> Vec<String> {
+    requests
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap_or("<none>").to_string())
+        .collect()
+}
+
+/// How many requests carried each `webhook-id`.
+pub fn count_by_id(requests: &[Recorded]) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for id in ids(requests) {
+        *counts.entry(id).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
