@@ -1,32 +1,68 @@
-//! The daemon: the one place long-lived tasks are spawned, and their shutdown order.
+//! The daemon: the one place long-lived tasks are spawned, the control loop that applies
+//! reloads, and the shutdown order.
 //!
-//! `run` opens the queue, binds the sockets, starts ingest (and, later, delivery and
-//! admin) tasks, reports `READY=1`, then waits for its `shutdown` future. Shutdown order
-//! (STYLE.md): `STOPPING=1` → ingest answers 503 and stops accepting, open requests
-//! finish → the writer commits what it accepted → the database is checkpointed and
-//! closed → the socket files are removed.
+//! `run` opens the queue, binds the sockets, starts ingest and the delivery workers,
+//! reports `READY=1`, then loops on two inputs: the `shutdown` future and [`Reload`]
+//! requests (file changes, `SIGHUP`, the admin socket). A reload validates the whole new
+//! config and builds every worker before anything changes; then it swaps the config
+//! snapshot (new events route by it at once), re-binds sockets whose path changed, and
+//! replaces the workers (in-flight deliveries finish first). An invalid config changes
+//! nothing and its error is kept for `status`.
+//!
+//! Shutdown order (STYLE.md): `STOPPING=1` → ingest answers 503 and stops accepting, open
+//! requests finish → workers stop claiming, in-flight POSTs get `shutdown_timeout` → the
+//! writer commits what it accepted, checkpoints and closes → socket files are removed.
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use arc_swap::ArcSwap;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::config::Config;
-use crate::deliver;
+use crate::config::watch::{self, FileWatch, Reload};
+use crate::config::{self, Config, IngestConfig, Shared};
+use crate::deliver::status::EndpointHandle;
+use crate::deliver::{self, Dispatcher};
 use crate::ingest::{self, Ingest};
 use crate::store::Store;
 use crate::systemd;
 
-/// Extra time past `shutdown_timeout` for workers to record the attempts they cut off.
-const SHUTDOWN_MARGIN: Duration = Duration::from_secs(1);
-/// How often expired dedupe entries are pruned.
+/// How often expired dedupe entries are pruned and old rows expired.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+/// Reload requests that may wait while one is applied.
+const RELOAD_QUEUE: usize = 16;
+
+/// Reload history, for `status` and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadStats {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub last_ok_at: Option<SystemTime>,
+    /// The error of the last reload, until a later one succeeds.
+    pub last_error: Option<String>,
+}
+
+/// What the running daemon shares with the admin API.
+pub struct Runtime {
+    pub started: SystemTime,
+    pub config: Shared,
+    pub store: Store,
+    pub endpoints: Arc<ArcSwap<Vec<Arc<EndpointHandle>>>>,
+    pub reloads: Mutex<ReloadStats>,
+    pub reload_tx: mpsc::Sender<Reload>,
+}
+
+/// One ingest socket being served.
+struct Served {
+    path: PathBuf,
+    cancel: CancellationToken,
+}
 
 /// Run the daemon with `config` until `shutdown` resolves; `on_ready` is called once the
 /// queue is open and the sockets listen (right after `READY=1`).
@@ -35,68 +71,272 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     on_ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
-    for warning in &config.warnings {
-        warn!(config = %config.path.display(), "{warning}");
-    }
+    log_warnings(&config);
     let state_dir = &config.daemon.state_dir;
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("cannot create daemon.state_dir {}", state_dir.display()))?;
     let store = Store::open(&config.queue_db(), &config.queue)?;
-    let shared = Arc::new(ArcSwap::from_pointee(config.clone()));
+    let shared: Shared = Arc::new(ArcSwap::from_pointee(config.clone()));
     let ingest = Ingest::new(store.clone(), shared.clone());
-    let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-
-    let ic = &config.ingest;
-    let group = ic.socket_group.as_deref();
-    let mut socket_files: Vec<PathBuf> = Vec::new();
-    let listener = ingest::peer::bind(&ic.socket, ic.socket_mode, group, "ingest.socket").await?;
-    socket_files.push(ic.socket.clone());
-    tracker.spawn(ingest::http::run(listener, ingest.clone(), cancel.clone()));
-    if let Some(path) = &ic.lines_socket {
-        let listener =
-            ingest::peer::bind(path, ic.socket_mode, group, "ingest.lines_socket").await?;
-        socket_files.push(path.clone());
-        tracker.spawn(ingest::lines::run(listener, ingest.clone(), cancel.clone()));
-    }
-    tracker.spawn(maintain(store.clone(), cancel.clone()));
     let grace = config.daemon.shutdown_timeout;
-    let _endpoints = deliver::spawn(&config, &store, &cancel, &tracker, grace)?;
 
-    let summary = format!(
-        "Accepting events on {}; {} endpoint(s)",
-        ic.socket.display(),
-        config.endpoints.len()
-    );
+    let mut http = Some(serve_http(&config.ingest, &ingest, &tracker).await?);
+    let mut lines = serve_lines(&config.ingest, &ingest, &tracker).await?;
+    let maintenance = CancellationToken::new();
+    tracker.spawn(maintain(store.clone(), maintenance.clone()));
+    let mut dispatcher = Dispatcher::new(grace);
+    dispatcher.replace(deliver::prepare(&config, &store)?).await;
+
+    let (reload_tx, mut reload_rx) = mpsc::channel(RELOAD_QUEUE);
+    let _sighup = watch::forward_sighup(reload_tx.clone())?;
+    let mut file_watch = start_watch(&config, &reload_tx);
+    let runtime = Arc::new(Runtime {
+        started: SystemTime::now(),
+        config: shared.clone(),
+        store: store.clone(),
+        endpoints: dispatcher.handles(),
+        reloads: Mutex::new(ReloadStats::default()),
+        reload_tx,
+    });
+
     info!(
-        socket = %ic.socket.display(),
+        socket = %config.ingest.socket.display(),
         queue = %store.path().display(),
         endpoints = config.endpoints.len(),
         "edgehook {} ready.",
         env!("CARGO_PKG_VERSION")
     );
-    systemd::ready(&summary);
+    systemd::ready(&summary(&config));
     on_ready();
 
-    shutdown.await;
-    info!("Shutting down: no new events; finishing open requests.");
-    systemd::stopping();
-    ingest.begin_shutdown();
-    cancel.cancel();
-    tracker.close();
-    if tokio::time::timeout(grace + SHUTDOWN_MARGIN, tracker.wait())
-        .await
-        .is_err()
-    {
-        warn!("Tasks did not stop within daemon.shutdown_timeout; closing the queue anyway.");
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(request) = reload_rx.recv() => {
+                systemd::reloading();
+                let result = reload(&runtime, &ingest, &tracker, &mut http, &mut lines, &mut dispatcher).await;
+                let current = runtime.config.load_full();
+                let mut stats = runtime.reloads.lock().unwrap_or_else(|p| p.into_inner());
+                let answer = match result {
+                    Ok(()) => {
+                        stats.succeeded += 1;
+                        stats.last_ok_at = Some(SystemTime::now());
+                        stats.last_error = None;
+                        file_watch = start_watch(&current, &runtime.reload_tx);
+                        info!(trigger = ?request.trigger, endpoints = current.endpoints.len(), "Configuration reloaded.");
+                        Ok(format!("reloaded {}: {} endpoint(s)", current.path.display(), current.endpoints.len()))
+                    }
+                    Err(err) => {
+                        let message = format!("{err:#}");
+                        stats.failed += 1;
+                        stats.last_error = Some(message.clone());
+                        error!(trigger = ?request.trigger, error = %message, "Reload refused; the previous configuration keeps running.");
+                        Err(message)
+                    }
+                };
+                drop(stats);
+                systemd::ready(&summary(&current));
+                if let Some(reply) = request.reply {
+                    let _ = reply.send(answer);
+                }
+            }
+        }
     }
+
+    info!("Shutting down: no new events; finishing open requests and deliveries.");
+    systemd::stopping();
+    drop(file_watch);
+    ingest.begin_shutdown();
+    let mut socket_files = Vec::new();
+    for served in http.into_iter().chain(lines) {
+        served.cancel.cancel();
+        socket_files.push(served.path);
+    }
+    dispatcher.stop().await;
+    maintenance.cancel();
+    tracker.close();
+    tracker.wait().await;
     drop(ingest);
+    drop(runtime);
     tokio::task::spawn_blocking(move || store.close()).await?;
     for path in socket_files {
         let _ = std::fs::remove_file(path);
     }
     info!("Stopped cleanly.");
     Ok(())
+}
+
+/// Validate and apply the config file again (see the module doc for the order).
+async fn reload(
+    runtime: &Runtime,
+    ingest: &Arc<Ingest>,
+    tracker: &TaskTracker,
+    http: &mut Option<Served>,
+    lines: &mut Option<Served>,
+    dispatcher: &mut Dispatcher,
+) -> anyhow::Result<()> {
+    let old = runtime.config.load_full();
+    let new = config::load(&old.path)?;
+    if new.daemon.state_dir != old.daemon.state_dir {
+        bail!(
+            "daemon.state_dir cannot change while edgehook runs (was {}, now {}); restart edgehook to use the new directory",
+            old.daemon.state_dir.display(),
+            new.daemon.state_dir.display()
+        );
+    }
+    let workers = deliver::prepare(&new, &runtime.store)?;
+    let (o, n) = (&old.ingest, &new.ingest);
+    let new_http = if n.socket != o.socket {
+        Some(bind_http(n).await?)
+    } else {
+        None
+    };
+    let new_lines = if n.lines_socket != o.lines_socket {
+        Some(bind_lines(n).await?)
+    } else {
+        None
+    };
+    log_warnings(&new);
+    runtime.config.store(Arc::new(new.clone()));
+    if let Some(listener) = new_http {
+        replace(
+            http.take(),
+            Some(spawn_http(listener, n, ingest, tracker)),
+            http,
+        );
+    } else if (n.socket_mode, &n.socket_group) != (o.socket_mode, &o.socket_group) {
+        ingest::peer::set_access(
+            &n.socket,
+            n.socket_mode,
+            n.socket_group.as_deref(),
+            "ingest.socket",
+        )?;
+    }
+    if let Some(listener) = new_lines {
+        let served = listener.map(|(path, l)| spawn_lines(path, l, ingest, tracker));
+        replace(lines.take(), served, lines);
+    } else if let (Some(path), true) = (
+        &n.lines_socket,
+        (n.socket_mode, &n.socket_group) != (o.socket_mode, &o.socket_group),
+    ) {
+        ingest::peer::set_access(
+            path,
+            n.socket_mode,
+            n.socket_group.as_deref(),
+            "ingest.lines_socket",
+        )?;
+    }
+    runtime.store.configure(new.queue.clone()).await?;
+    dispatcher.replace(workers).await;
+    Ok(())
+}
+
+/// Stop serving `old` (removing its socket file) and put `new` in `slot`.
+fn replace(old: Option<Served>, new: Option<Served>, slot: &mut Option<Served>) {
+    if let Some(old) = old {
+        old.cancel.cancel();
+        let _ = std::fs::remove_file(&old.path);
+        info!(socket = %old.path.display(), "Stopped listening on the old socket path.");
+    }
+    *slot = new;
+}
+
+async fn bind_http(ic: &IngestConfig) -> anyhow::Result<tokio::net::UnixListener> {
+    ingest::peer::bind(
+        &ic.socket,
+        ic.socket_mode,
+        ic.socket_group.as_deref(),
+        "ingest.socket",
+    )
+    .await
+}
+
+async fn bind_lines(
+    ic: &IngestConfig,
+) -> anyhow::Result<Option<(PathBuf, tokio::net::UnixListener)>> {
+    let Some(path) = &ic.lines_socket else {
+        return Ok(None);
+    };
+    let listener = ingest::peer::bind(
+        path,
+        ic.socket_mode,
+        ic.socket_group.as_deref(),
+        "ingest.lines_socket",
+    )
+    .await?;
+    Ok(Some((path.clone(), listener)))
+}
+
+fn spawn_http(
+    listener: tokio::net::UnixListener,
+    ic: &IngestConfig,
+    ingest: &Arc<Ingest>,
+    tracker: &TaskTracker,
+) -> Served {
+    let cancel = CancellationToken::new();
+    tracker.spawn(ingest::http::run(listener, ingest.clone(), cancel.clone()));
+    Served {
+        path: ic.socket.clone(),
+        cancel,
+    }
+}
+
+fn spawn_lines(
+    path: PathBuf,
+    listener: tokio::net::UnixListener,
+    ingest: &Arc<Ingest>,
+    tracker: &TaskTracker,
+) -> Served {
+    let cancel = CancellationToken::new();
+    tracker.spawn(ingest::lines::run(listener, ingest.clone(), cancel.clone()));
+    Served { path, cancel }
+}
+
+async fn serve_http(
+    ic: &IngestConfig,
+    ingest: &Arc<Ingest>,
+    tracker: &TaskTracker,
+) -> anyhow::Result<Served> {
+    Ok(spawn_http(bind_http(ic).await?, ic, ingest, tracker))
+}
+
+async fn serve_lines(
+    ic: &IngestConfig,
+    ingest: &Arc<Ingest>,
+    tracker: &TaskTracker,
+) -> anyhow::Result<Option<Served>> {
+    Ok(bind_lines(ic)
+        .await?
+        .map(|(path, l)| spawn_lines(path, l, ingest, tracker)))
+}
+
+fn start_watch(config: &Config, tx: &mpsc::Sender<Reload>) -> Option<FileWatch> {
+    let mut files = vec![config.path.clone()];
+    files.extend(config.watched_files.iter().cloned());
+    match FileWatch::start(&files, tx.clone()) {
+        Ok(w) => Some(w),
+        Err(err) => {
+            warn!(error = %err, "Cannot watch the config file; SIGHUP and `edgehook reload` still work.");
+            None
+        }
+    }
+}
+
+fn log_warnings(config: &Config) {
+    for warning in &config.warnings {
+        warn!(config = %config.path.display(), "{warning}");
+    }
+}
+
+/// The one-line `STATUS=` summary.
+fn summary(config: &Config) -> String {
+    format!(
+        "Accepting events on {}; {} endpoint(s)",
+        config.ingest.socket.display(),
+        config.endpoints.len()
+    )
 }
 
 async fn maintain(store: Store, cancel: CancellationToken) {

@@ -23,6 +23,18 @@ pub fn status(status: &str) {
     notify(&[NotifyState::Status(status)]);
 }
 
+/// `RELOADING=1` with `MONOTONIC_USEC`: a reload has begun (`READY=1` follows).
+pub fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => notify(&[
+            NotifyState::Reloading,
+            now,
+            NotifyState::Status("Reloading configuration"),
+        ]),
+        Err(_) => notify(&[NotifyState::Reloading]),
+    }
+}
+
 /// `STOPPING=1`: shutdown has begun.
 pub fn stopping() {
     notify(&[NotifyState::Stopping, NotifyState::Status("Shutting down")]);

@@ -26,7 +26,7 @@ fn sigkill_under_load_loses_no_accepted_event() {
     let (acked_tx, acked_rx) = mpsc::channel::<()>();
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
-            let socket = d.socket.clone();
+            let socket = d.socket().to_path_buf();
             let acked_tx = acked_tx.clone();
             std::thread::spawn(move || {
                 let mut acked = Vec::new();

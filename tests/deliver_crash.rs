@@ -27,7 +27,7 @@ fn sigkill_mid_delivery_loses_nothing_and_repeats_little() {
     let mut d = b.toml(&endpoint("a")).toml(&endpoint("b")).start();
 
     let (acked_tx, acked_rx) = mpsc::channel::<String>();
-    let socket = d.socket.clone();
+    let socket = d.socket().to_path_buf();
     let sender = std::thread::spawn(move || {
         for n in 0.. {
             let id = format!("kill-{n}");
@@ -70,7 +70,10 @@ fn sigkill_mid_delivery_loses_nothing_and_repeats_little() {
             .iter()
             .filter(|id| !counts.contains_key(&(path, id.as_str())))
             .collect();
-        assert!(lost.is_empty(), "{path}: accepted but never delivered: {lost:?}");
+        assert!(
+            lost.is_empty(),
+            "{path}: accepted but never delivered: {lost:?}"
+        );
         let repeats: usize = counts
             .iter()
             .filter(|((p, _), _)| *p == path)

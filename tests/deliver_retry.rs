@@ -41,7 +41,11 @@ fn server_error_is_retried_with_the_same_id() {
     wait_db(&d, "the delivered row to be removed", |d| {
         d.query_i64("SELECT COUNT(*) FROM deliveries", []) == 0
     });
-    assert_eq!(up.receiver.requests().len(), 2, "delivered exactly once more");
+    assert_eq!(
+        up.receiver.requests().len(),
+        2,
+        "delivered exactly once more"
+    );
 }
 
 #[test]
@@ -132,7 +136,11 @@ fn gone_holds_the_endpoint_across_restarts() {
     d.restart();
     send(&d, "gone-4");
     std::thread::sleep(QUIET);
-    assert_eq!(up.receiver.requests().len(), 1, "still held after a restart");
+    assert_eq!(
+        up.receiver.requests().len(),
+        1,
+        "still held after a restart"
+    );
     assert!(held(&d));
     assert_eq!(pending(&d), 4);
     assert_eq!(d.query_i64("SELECT COUNT(*) FROM events", []), 4);

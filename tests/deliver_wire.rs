@@ -94,7 +94,11 @@ fn body_and_headers_are_byte_exact() {
     assert_eq!(envelope.header("webhook-signature"), None, "not signing");
 
     let flat = at(&got, "/flat");
-    assert_eq!(body_text(flat), DATA, "body = \"data\" sends the data bytes");
+    assert_eq!(
+        body_text(flat),
+        DATA,
+        "body = \"data\" sends the data bytes"
+    );
     assert_standard_headers(flat, "wire-1", "Test.wire", before, after);
     assert_eq!(flat.header("x-site"), None, "headers are per endpoint");
 
@@ -151,7 +155,11 @@ fn auth_api_key_bearer_and_basic() {
             "/key-param?site=north",
             "type = \"api-key\"\nin = \"query\"\nparam = \"token\"\nvalue = \"k4\"",
         ))
-        .toml(&auth("bearer", "/bearer", "type = \"bearer\"\ntoken = \"t0k.en\""))
+        .toml(&auth(
+            "bearer",
+            "/bearer",
+            "type = \"bearer\"\ntoken = \"t0k.en\"",
+        ))
         .toml(&auth(
             "basic",
             "/basic",
@@ -161,7 +169,11 @@ fn auth_api_key_bearer_and_basic() {
 
     let r = d.post_event(&event("Test.auth", "auth-1", "{}"));
     assert_eq!(r.status, 202, "{r:?}");
-    assert_eq!(r.json["endpoints"].as_array().map(Vec::len), Some(6), "{r:?}");
+    assert_eq!(
+        r.json["endpoints"].as_array().map(Vec::len),
+        Some(6),
+        "{r:?}"
+    );
     let got = up.wait_for(6);
 
     let basic = format!("Basic {}", B64.encode("user:pa:ss w0rd"));
@@ -190,9 +202,8 @@ fn standard_webhooks_signature_verifies() {
     let new_secret = format!("whsec_{}", B64.encode("edgehook rotation test key, 32B!"));
     let b = Builder::new();
     let ca = up.write_ca(b.dir());
-    let signing = |secrets: &str| {
-        format!("[endpoint.signing]\nscheme = \"standard-webhooks\"\n{secrets}")
-    };
+    let signing =
+        |secrets: &str| format!("[endpoint.signing]\nscheme = \"standard-webhooks\"\n{secrets}");
     let d = b
         .toml(
             &Endpoint::new("signed", &up.url("/signed"), &ca)
@@ -242,7 +253,13 @@ fn delivered_events_leave_the_queue() {
         .start();
 
     let batch: String = (0..N)
-        .map(|n| event("Test.drain", &format!("drain-{n}"), &format!("{{\"n\":{n}}}")) + "\n")
+        .map(|n| {
+            event(
+                "Test.drain",
+                &format!("drain-{n}"),
+                &format!("{{\"n\":{n}}}"),
+            ) + "\n"
+        })
         .collect();
     let r = d.post("/v1/events", "application/x-ndjson", batch.as_bytes());
     assert_eq!(r.status, 202, "{r:?}");
@@ -256,5 +273,8 @@ fn delivered_events_leave_the_queue() {
     });
     let counts = count_by_id(&got);
     assert_eq!(counts.len(), N, "{counts:?}");
-    assert!(counts.values().all(|&c| c == 2), "once per endpoint: {counts:?}");
+    assert!(
+        counts.values().all(|&c| c == 2),
+        "once per endpoint: {counts:?}"
+    );
 }

@@ -67,7 +67,7 @@ fn concurrent_clients_share_fsyncs() {
     let start = Arc::new(Barrier::new(CLIENTS));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
-            let socket = d.socket.clone();
+            let socket = d.socket().to_path_buf();
             let start = start.clone();
             std::thread::spawn(move || {
                 start.wait();

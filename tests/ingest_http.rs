@@ -287,7 +287,7 @@ fn request_in_flight_at_shutdown_is_503() {
     // for the body, so graceful shutdown lets the request finish.
     let mut held: Vec<_> = (0..3)
         .map(|_| {
-            let mut s = client::connect(&d.socket).unwrap();
+            let mut s = client::connect(d.socket()).unwrap();
             let head = format!(
                 "POST /v1/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
                  Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",

@@ -15,7 +15,7 @@ fn start(ingest: &str) -> TestDaemon {
 }
 
 fn lines_client(d: &TestDaemon) -> LineClient {
-    LineClient::connect(d.lines_socket.as_ref().expect("lines socket configured"))
+    LineClient::connect(d.lines_socket().expect("lines socket configured"))
 }
 
 fn assert_ok(reply: &Value, id: &str) {

@@ -12,6 +12,14 @@ mod util;
 mod config_cli;
 // SIGKILL under concurrent load; every 202'd event is in the queue exactly once.
 mod crash;
+// Delivery across SIGKILL: every accepted event arrives, only in-flight ones twice.
+mod deliver_crash;
+// Outages: head-only probing on the backoff, free offline time, FIFO across an outage.
+mod deliver_offline;
+// Retry rules: 5xx retried with the same id, Retry-After, permanent 400, 410 Gone held.
+mod deliver_retry;
+// The wire: body bytes, headers, auth, signatures; delivered events leave the queue.
+mod deliver_wire;
 // Many concurrent clients share fsyncs (counted with strace).
 mod group_commit;
 // `POST /v1/events` (single, NDJSON batch, duplicates), health, every error status.
@@ -20,6 +28,8 @@ mod ingest_http;
 mod ingest_lines;
 // The process itself: signals and exit status.
 mod lifecycle;
+// The Python `standardwebhooks` reference library verifies a live delivery's signature.
+mod interop;
 // `edgehook send` with --data as text, @file and stdin.
 mod send_cli;
 // Socket files and peers: SO_PEERCRED rejection, stale socket, second instance.

@@ -8,7 +8,7 @@ fn send(
     data: &str,
     stdin: Option<&[u8]>,
 ) -> (i32, String, String) {
-    let socket = d.socket.to_str().unwrap();
+    let socket = d.socket().to_str().unwrap();
     run_cli(
         &[
             "send", "--type", event_type, "--data", data, "--socket", socket,

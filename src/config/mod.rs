@@ -13,6 +13,7 @@ mod secret;
 pub mod summary;
 mod units;
 mod validate;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

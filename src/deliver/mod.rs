@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::sign::Signer;
@@ -26,17 +26,17 @@ use crate::store::Store;
 use status::EndpointHandle;
 use worker::Worker;
 
-/// Start one worker per configured endpoint on `tracker` and return their handles.
-/// Fails (naming the endpoint) when an endpoint's TLS material or signing secret cannot
-/// be used.
-pub fn spawn(
-    config: &Config,
-    store: &Store,
-    cancel: &CancellationToken,
-    tracker: &TaskTracker,
-    grace: Duration,
-) -> anyhow::Result<Vec<Arc<EndpointHandle>>> {
-    let mut handles = Vec::new();
+/// A worker ready to start: its client and signer were built successfully.
+pub struct Prepared {
+    worker: Worker,
+    controls: tokio::sync::mpsc::UnboundedReceiver<status::Control>,
+}
+
+/// Build a worker for every endpoint of `config` without starting any, so a reload can
+/// be refused before anything changes. Fails (naming the endpoint) when an endpoint's
+/// TLS material or signing secret cannot be used.
+pub fn prepare(config: &Config, store: &Store) -> anyhow::Result<Vec<Prepared>> {
+    let mut prepared = Vec::new();
     for endpoint in &config.endpoints {
         let client = client::build(endpoint)?;
         let signer = endpoint
@@ -47,16 +47,68 @@ pub fn spawn(
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("endpoint {:?}: signing", endpoint.name))?;
         let (handle, controls) = EndpointHandle::new(endpoint.name.clone());
-        let handle = Arc::new(handle);
         let worker = Worker {
             endpoint: endpoint.clone(),
             client,
             signer,
             store: store.clone(),
-            handle: handle.clone(),
+            handle: Arc::new(handle),
         };
-        tracker.spawn(worker.run(controls, cancel.clone(), grace));
-        handles.push(handle);
+        prepared.push(Prepared { worker, controls });
     }
-    Ok(handles)
+    Ok(prepared)
+}
+
+/// The running workers: started, replaced on reload, stopped on shutdown.
+pub struct Dispatcher {
+    grace: Duration,
+    running: Vec<Running>,
+    handles: Arc<ArcSwap<Vec<Arc<EndpointHandle>>>>,
+}
+
+struct Running {
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Dispatcher {
+    /// `grace`: how long in-flight attempts may finish when a worker stops.
+    pub fn new(grace: Duration) -> Dispatcher {
+        Dispatcher {
+            grace,
+            running: Vec::new(),
+            handles: Arc::default(),
+        }
+    }
+
+    /// The live list of endpoint handles (status, controls), updated on every replace.
+    pub fn handles(&self) -> Arc<ArcSwap<Vec<Arc<EndpointHandle>>>> {
+        self.handles.clone()
+    }
+
+    /// Stop the running workers (their in-flight attempts finish or are cut at `grace`;
+    /// cut ones stay queued), then start `prepared`. A worker never overlaps its
+    /// successor, so no delivery is in flight twice.
+    pub async fn replace(&mut self, prepared: Vec<Prepared>) {
+        self.stop().await;
+        let mut handles = Vec::new();
+        for Prepared { worker, controls } in prepared {
+            handles.push(worker.handle.clone());
+            let cancel = CancellationToken::new();
+            let task = tokio::spawn(worker.run(controls, cancel.clone(), self.grace));
+            self.running.push(Running { cancel, task });
+        }
+        self.handles.store(Arc::new(handles));
+    }
+
+    /// Stop every worker and wait for them.
+    pub async fn stop(&mut self) {
+        for r in &self.running {
+            r.cancel.cancel();
+        }
+        for r in self.running.drain(..) {
+            let _ = r.task.await;
+        }
+        self.handles.store(Arc::default());
+    }
 }

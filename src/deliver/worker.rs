@@ -77,6 +77,8 @@ struct Run {
     busy_keys: HashMap<String, Option<Instant>>,
     local: VecDeque<Due>,
     cursor: (i64, i64),
+    /// The delivery sent as the offline probe, while it is in flight.
+    probe: Option<i64>,
     bucket: Option<Bucket>,
     tasks: JoinSet<Finished>,
 }
@@ -126,6 +128,7 @@ impl Worker {
             busy_keys: HashMap::new(),
             local: VecDeque::new(),
             cursor: START,
+            probe: None,
             bucket: me
                 .endpoint
                 .rate_limit
@@ -229,6 +232,9 @@ impl Worker {
                 break;
             };
             st.in_flight.insert(due.seq);
+            if matches!(st.mode, Mode::Offline { .. }) {
+                st.probe = Some(due.seq);
+            }
             if let Some(k) = &key {
                 st.busy_keys.insert(k.clone(), None);
             }
@@ -290,7 +296,15 @@ impl Worker {
                 }
             }
         }
+        let was_probe = st.probe == Some(done.seq);
+        if was_probe {
+            st.probe = None;
+        }
         match (&done.result, &st.mode) {
+            // An attempt started while online that fails after the endpoint went offline
+            // is not a probe: it must not advance the probe backoff, or `concurrency`
+            // failures at once would put the first probe at backoff(concurrency).
+            (Attempted::Connect(_), Mode::Offline { .. }) if !was_probe => {}
             (Attempted::Connect(err), mode) => {
                 let (probes, since) = match mode {
                     Mode::Offline { probes, since, .. } => (probes + 1, *since),

@@ -51,6 +51,13 @@ pub async fn bind(
     }
     let listener =
         UnixListener::bind(path).with_context(|| format!("cannot bind {shown} ({what})"))?;
+    set_access(path, mode, group, what)?;
+    Ok(listener)
+}
+
+/// Give the socket file `path` permission bits `mode` and, if set, group `group`.
+pub fn set_access(path: &Path, mode: u32, group: Option<&str>, what: &str) -> anyhow::Result<()> {
+    let shown = path.display();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("cannot set mode {mode:o} on {shown}"))?;
     if let Some(group) = group {
@@ -63,7 +70,7 @@ pub async fn bind(
         nix::unistd::chown(path, None, Some(gid))
             .with_context(|| format!("cannot give {shown} to group {group:?}"))?;
     }
-    Ok(listener)
+    Ok(())
 }
 
 /// The client's uid, gid and pid, from `SO_PEERCRED`.

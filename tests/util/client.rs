@@ -178,6 +178,11 @@ impl LineClient {
         std::thread::spawn(move || w.write_all(&bytes).expect("writing lines"))
     }
 
+    /// Write `bytes` now, from this thread (for small inputs), returning any error.
+    pub fn try_write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.writer.write_all(bytes)
+    }
+
     /// Read one reply line as JSON.
     ///
     /// # Panics

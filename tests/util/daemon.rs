@@ -5,7 +5,7 @@
 //! to learn `READY=1` exactly when the daemon is ready, the way systemd does.
 
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::ErrorKind;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -211,6 +211,16 @@ impl TestDaemon {
         self.dir.path()
     }
 
+    /// `ingest.socket` (also the public field, for closures that need an owned copy).
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// `ingest.lines_socket`, if configured.
+    pub fn lines_socket(&self) -> Option<&Path> {
+        self.lines_socket.as_deref()
+    }
+
     /// Everything the daemon (all its runs) wrote to stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -392,7 +402,7 @@ impl TestDaemon {
             .env_remove("JOURNAL_STREAM")
             .env("NOTIFY_SOCKET", &self.notify_path)
             .stdin(Stdio::null())
-            .stdout(File::from(stderr.try_clone().expect("dup of the log file")))
+            .stdout(stderr.try_clone().expect("dup of the log file"))
             .stderr(stderr);
         let child = cmd.spawn().expect("starting edgehook");
         self.child = Some(child);
