@@ -1,5 +1,6 @@
 //! The command line, defined once with clap; also the source of the man page and shell
-//! completions.
+//! completions: `build.rs` includes this file with `#[path]`, so it may use only clap and
+//! std, never `crate::…`.
 
 use std::path::PathBuf;
 
@@ -33,6 +34,109 @@ pub enum Command {
     CheckConfig(ConfigArg),
     /// Send one event to a running daemon through its socket.
     Send(SendArgs),
+    /// Version, uptime, config and reload state, queue size, and every endpoint's state.
+    Status(ReadArgs),
+    /// Table of endpoints: name, url, state, pending, dead, oldest pending age.
+    Endpoints(ReadArgs),
+    /// Dead letters: deliveries given up on (permanent status, max_attempts, max_age).
+    Dead(DeadArgs),
+    /// Probe offline endpoints now instead of at their next backoff (hook it to network-online).
+    Wake(WakeArgs),
+    /// Hold an endpoint's deliveries; events keep queueing for it until `resume`.
+    Pause(EndpointArg),
+    /// Release a paused (or gone) endpoint; its backlog drains.
+    Resume(EndpointArg),
+    /// Reload the config file; print the result, or the validation error (exit 1).
+    Reload(AdminArgs),
+    /// Print the Prometheus text exposition.
+    Metrics(AdminArgs),
+}
+
+/// How to reach the daemon's admin socket.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Admin socket [default: daemon.admin_socket from the config, else /run/edgehook/admin.sock]
+    #[arg(long, value_name = "PATH")]
+    pub admin_socket: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// Print the daemon's JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeadArgs {
+    #[command(subcommand)]
+    pub action: DeadAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadAction {
+    /// List dead letters with their reason, last status and last error.
+    List(DeadListArgs),
+    /// Queue dead letters again, as new (attempt count reset).
+    Retry(DeadSelect),
+    /// Delete dead letters for good (asks first on a terminal; else needs --yes).
+    Purge(DeadPurgeArgs),
+}
+
+/// Which dead letters: all, one endpoint's, and/or some event ids.
+#[derive(Debug, Args)]
+pub struct DeadSelect {
+    /// Only this endpoint's dead letters
+    #[arg(long, short = 'e', value_name = "ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Only these event ids [default: all]
+    #[arg(value_name = "ID")]
+    pub ids: Vec<String>,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeadListArgs {
+    #[command(flatten)]
+    pub select: DeadSelect,
+    /// Show at most N dead letters (oldest first)
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub limit: usize,
+    /// Print the daemon's JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeadPurgeArgs {
+    #[command(flatten)]
+    pub select: DeadSelect,
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WakeArgs {
+    /// Only this endpoint [default: every endpoint]
+    #[arg(value_name = "ENDPOINT")]
+    pub endpoint: Option<String>,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EndpointArg {
+    /// The endpoint's name, as in the config
+    #[arg(value_name = "ENDPOINT")]
+    pub endpoint: String,
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }
 
 #[derive(Debug, Args)]

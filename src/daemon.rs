@@ -31,7 +31,7 @@ use crate::deliver::status::EndpointHandle;
 use crate::deliver::{self, Dispatcher};
 use crate::ingest::{self, Ingest};
 use crate::store::Store;
-use crate::systemd;
+use crate::{logging, systemd};
 
 /// How often expired dedupe entries are pruned and old rows expired.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
@@ -85,6 +85,9 @@ pub async fn run(
     let mut lines = serve_lines(&config.ingest, &ingest, &tracker).await?;
     let maintenance = CancellationToken::new();
     tracker.spawn(maintain(store.clone(), maintenance.clone()));
+    if let Some(timeout) = systemd::watchdog_timeout() {
+        tracker.spawn(watchdog(store.clone(), timeout, maintenance.clone()));
+    }
     let mut dispatcher = Dispatcher::new(grace);
     dispatcher.replace(deliver::prepare(&config, &store)?).await;
 
@@ -99,6 +102,9 @@ pub async fn run(
         reloads: Mutex::new(ReloadStats::default()),
         reload_tx,
     });
+    // ---- admin socket (operations API, metrics_listen): bound now, stopped at shutdown ----
+    let admin = crate::admin::spawn(runtime.clone(), ingest.received(), &tracker).await?;
+    // ---- end admin ----
 
     info!(
         socket = %config.ingest.socket.display(),
@@ -125,6 +131,7 @@ pub async fn run(
                         stats.last_ok_at = Some(SystemTime::now());
                         stats.last_error = None;
                         file_watch = start_watch(&current, &runtime.reload_tx);
+                        logging::set_format(current.daemon.log_format);
                         info!(trigger = ?request.trigger, endpoints = current.endpoints.len(), "Configuration reloaded.");
                         Ok(format!("reloaded {}: {} endpoint(s)", current.path.display(), current.endpoints.len()))
                     }
@@ -149,6 +156,7 @@ pub async fn run(
     systemd::stopping();
     drop(file_watch);
     ingest.begin_shutdown();
+    admin.stop(); // admin socket: see the block after `runtime` above
     let mut socket_files = Vec::new();
     for served in http.into_iter().chain(lines) {
         served.cancel.cancel();
@@ -162,7 +170,9 @@ pub async fn run(
     drop(runtime);
     tokio::task::spawn_blocking(move || store.close()).await?;
     for path in socket_files {
-        let _ = std::fs::remove_file(path);
+        if !systemd::is_passed(&path) {
+            let _ = std::fs::remove_file(path);
+        }
     }
     info!("Stopped cleanly.");
     Ok(())
@@ -237,13 +247,23 @@ async fn reload(
 fn replace(old: Option<Served>, new: Option<Served>, slot: &mut Option<Served>) {
     if let Some(old) = old {
         old.cancel.cancel();
-        let _ = std::fs::remove_file(&old.path);
+        if !systemd::is_passed(&old.path) {
+            let _ = std::fs::remove_file(&old.path);
+        }
         info!(socket = %old.path.display(), "Stopped listening on the old socket path.");
     }
     *slot = new;
 }
 
+/// The HTTP ingest listener: the `events` socket systemd passed (socket activation), else
+/// `ingest.socket` bound with its mode and group.
 async fn bind_http(ic: &IngestConfig) -> anyhow::Result<tokio::net::UnixListener> {
+    if let Some(passed) = systemd::passed_listener(systemd::EVENTS)? {
+        if passed.path.as_deref() != Some(ic.socket.as_path()) {
+            warn!(socket = %ic.socket.display(), "ingest.socket differs from the socket edgehook.socket passes as \"events\"; using the passed one.");
+        }
+        return Ok(passed.listener);
+    }
     ingest::peer::bind(
         &ic.socket,
         ic.socket_mode,
@@ -253,9 +273,18 @@ async fn bind_http(ic: &IngestConfig) -> anyhow::Result<tokio::net::UnixListener
     .await
 }
 
+/// The line ingest listener: the `lines` socket systemd passed, else `ingest.lines_socket`
+/// (if set) bound with its mode and group.
 async fn bind_lines(
     ic: &IngestConfig,
 ) -> anyhow::Result<Option<(PathBuf, tokio::net::UnixListener)>> {
+    if let Some(passed) = systemd::passed_listener(systemd::LINES)? {
+        let path = passed
+            .path
+            .or_else(|| ic.lines_socket.clone())
+            .unwrap_or_default();
+        return Ok(Some((path, passed.listener)));
+    }
     let Some(path) = &ic.lines_socket else {
         return Ok(None);
     };
@@ -348,6 +377,27 @@ async fn maintain(store: Store, cancel: CancellationToken) {
                 if store.maintain().await.is_err() {
                     return;
                 }
+            }
+        }
+    }
+}
+
+/// `WATCHDOG=1` every half `WatchdogSec`, each only after the store writer answered a
+/// ping (it commits, so the disk answers too): a wedged writer stops the pings and systemd
+/// kills and restarts the service. A ping may take a quarter of the timeout, so two pings
+/// are never more than three quarters apart while all is well.
+async fn watchdog(store: Store, timeout: Duration, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(timeout / 2);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match store.ping(timeout / 4).await {
+            Ok(()) => systemd::watchdog(),
+            Err(err) => {
+                error!(error = %err, "The queue is not making progress; withholding the systemd watchdog ping.")
             }
         }
     }

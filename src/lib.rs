@@ -13,6 +13,8 @@
 //! - [`daemon`]: spawns every long-lived task and owns the shutdown order.
 //! - [`systemd`], [`shutdown`], [`logging`]: process plumbing.
 //! - [`send`], [`uds_client`]: the `send` command and its socket client.
+//! - [`admin`]: the admin socket API and the operator commands that use it (`status`,
+//!   `dead`, `pause`, `reload`…); [`metrics`]: the Prometheus exposition it serves.
 //!
 //! # Tasks and channels
 //! ```text
@@ -23,6 +25,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -31,6 +34,7 @@ pub mod demo;
 pub mod event;
 pub mod ingest;
 pub mod logging;
+pub mod metrics;
 pub mod send;
 pub mod shutdown;
 pub mod sign;

@@ -4,12 +4,17 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use edgehook::admin::client;
 use edgehook::cli::{Cli, Command};
-use edgehook::{config, daemon, logging, send, shutdown};
+use edgehook::{config, daemon, logging, send, shutdown, systemd};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
+    if matches!(cli.command, Command::Run(_)) {
+        // Socket activation; before the runtime starts threads, as it unsets LISTEN_*.
+        systemd::take_passed_sockets();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => return fail(&anyhow::anyhow!("cannot start the async runtime: {err}")),
@@ -23,19 +28,33 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => {
+            // First: from here on SIGTERM is a clean stop, never the default kill.
+            let shutdown = shutdown::signal_received();
             let path = config::resolve_path(args.config.as_deref());
             let config = config::load(&path)?;
-            daemon::run(config, shutdown::signal_received(), || ()).await
+            logging::set_format(config.daemon.log_format);
+            daemon::run(config, shutdown, || ()).await
         }
         Command::Demo => edgehook::demo::tour::run().await,
         Command::CheckConfig(args) => {
             let path = config::resolve_path(args.config.as_deref());
             let config = config::load(&path)?;
             print!("{}", config::summary::summary(&config));
+            for (endpoint, public) in edgehook::sign::public_keys(&config) {
+                println!("endpoint {endpoint}: receivers verify v1a signatures with {public}");
+            }
             println!("configuration file {} is valid", path.display());
             Ok(())
         }
         Command::Send(args) => send::run(args).await,
+        Command::Status(args) => client::status(args).await,
+        Command::Endpoints(args) => client::endpoints(args).await,
+        Command::Dead(args) => client::dead(args).await,
+        Command::Wake(args) => client::wake(args).await,
+        Command::Pause(args) => client::pause(args).await,
+        Command::Resume(args) => client::resume(args).await,
+        Command::Reload(args) => client::reload(args).await,
+        Command::Metrics(args) => client::metrics(args).await,
     }
 }
 

@@ -93,7 +93,6 @@ fn over_long_line_is_too_large_and_the_reader_resynchronises() {
 /// A line refused with `queue_full` was not accepted, so sending it again once there is
 /// room must store it, not answer "duplicate" (which would lose it).
 #[test]
-#[ignore = "src bug: src/store/writer.rs keeps the dedupe entry of an event refused as queue_full on the line socket; see the report"]
 fn line_refused_as_queue_full_is_not_remembered_as_seen() {
     let mut d = Builder::new()
         .lines_socket()

@@ -6,7 +6,6 @@ use crate::util::TestDaemon;
 /// systemd may stop a unit the moment it reported `READY=1`; the signal must then start
 /// a graceful shutdown, not kill the process with the default action.
 #[test]
-#[ignore = "src bug: the SIGTERM handler is installed only after READY=1 (src/shutdown.rs signal_received is lazy); see the report"]
 fn sigterm_right_after_ready_exits_0() {
     for _ in 0..20 {
         let mut d = TestDaemon::start();

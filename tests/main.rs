@@ -8,6 +8,9 @@
 // TestDaemon, the Unix-socket HTTP and line clients, and the one-shot CLI runner.
 mod util;
 
+// Operator commands over the admin socket (status, dead letters, wake, pause, reload,
+// metrics), who may use it, and the generated man page and completions.
+mod admin;
 // `check-config` and `run` against valid and invalid config files.
 mod config_cli;
 // SIGKILL under concurrent load; every 202'd event is in the queue exactly once.
@@ -34,3 +37,5 @@ mod interop;
 mod send_cli;
 // Socket files and peers: SO_PEERCRED rejection, stale socket, second instance.
 mod sockets;
+// As systemd drives it: passed sockets, watchdog pings (and a wedged writer), log formats.
+mod systemd;

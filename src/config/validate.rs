@@ -714,9 +714,7 @@ impl Ctx<'_> {
         };
         let problem = match (uri.scheme_str(), uri.authority()) {
             (Some("http"), Some(authority)) => {
-                if authority.as_str().contains('@') {
-                    Some("proxy credentials (user:password@) are not supported")
-                } else if authority.host().is_empty() {
+                if authority.host().is_empty() {
                     Some("it has no host")
                 } else if authority.port_u16().is_none() {
                     Some("the port is missing")
@@ -1289,6 +1287,13 @@ impl Ctx<'_> {
                     key("client_key")
                 ),
             ),
+            (Some(_), Some(v)) => {
+                if let (Some(cert), Some(secret)) = (&client_cert, &client_key) {
+                    if let Some(problem) = cert_key_mismatch(cert, secret.expose()) {
+                        self.error(v.span(), format!("{}: {problem}", key("client_key")));
+                    }
+                }
+            }
             _ => {}
         }
         let min_version = self.choice(
@@ -1529,6 +1534,25 @@ fn pem_error(err: pem::Error) -> String {
     }
 }
 
+/// Whether the PEM key does not belong to the first certificate of `cert` (a mismatch
+/// would otherwise surface only at the first delivery's TLS handshake).
+fn cert_key_mismatch(cert: &Path, key_pem: &str) -> Option<String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .ok()?
+        .filter_map(Result::ok)
+        .collect();
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).ok()?;
+    let provider = rustls::crypto::ring::default_provider();
+    match rustls::sign::CertifiedKey::from_der(certs, key, &provider) {
+        Ok(_) => None,
+        Err(rustls::Error::InconsistentKeys(_)) => Some(format!(
+            "this private key does not belong to the certificate in {}; use the key the certificate was issued for",
+            cert.display()
+        )),
+        Err(err) => Some(format!("unusable client key: {err}")),
+    }
+}
+
 /// `whsec_<base64>` (HMAC) or `whsk_<base64>` (ed25519), STANDARD base64 with padding.
 fn check_standard_webhooks_secret(secret: &str) -> Result<(), String> {
     let Some(encoded) = secret
@@ -1541,6 +1565,10 @@ fn check_standard_webhooks_secret(secret: &str) -> Result<(), String> {
         );
     };
     match base64::engine::general_purpose::STANDARD.decode(encoded) {
+        Ok(bytes) if secret.starts_with("whsk_") && ![32, 64].contains(&bytes.len()) => Err(format!(
+            "a whsk_ secret is an ed25519 key: 32 bytes (seed) or 64 (seed + public key), this one has {}",
+            bytes.len()
+        )),
         Ok(bytes) if !bytes.is_empty() => Ok(()),
         Ok(_) => Err("nothing after the whsec_/whsk_ prefix".to_owned()),
         Err(err) => Err(format!(

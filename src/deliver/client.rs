@@ -16,9 +16,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use tracing::debug;
 
+use super::proxy::{Connector, Proxy};
 use crate::config::{EndpointConfig, Roots, TlsConfig, TlsVersion};
 
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type HttpClient = Client<HttpsConnector<Connector>, Full<Bytes>>;
 
 /// Build the client for `endpoint`. Errors name the endpoint and the file at fault.
 pub fn build(endpoint: &EndpointConfig) -> anyhow::Result<HttpClient> {
@@ -46,7 +47,11 @@ pub fn build(endpoint: &EndpointConfig) -> anyhow::Result<HttpClient> {
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(endpoint.timeout));
-    let connector = builder.enable_http1().enable_http2().wrap_connector(http);
+    let proxy = Proxy::for_endpoint(endpoint.proxy.as_ref());
+    let connector = builder
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(Connector::new(http, proxy));
     Ok(Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(endpoint.concurrency)
         .build(connector))

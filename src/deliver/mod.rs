@@ -7,6 +7,7 @@
 //! it never talks to ingest (new rows announce themselves through [`Store::inserted`]).
 
 mod client;
+mod proxy;
 mod rate;
 pub mod request;
 pub mod retry;

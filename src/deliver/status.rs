@@ -2,9 +2,11 @@
 //! (wake, hold, release). One [`EndpointHandle`] per running worker.
 
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
+
+use crate::metrics::Histogram;
 
 /// An operator's instruction to a worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +62,8 @@ pub struct EndpointHandle {
     pub name: String,
     status: Mutex<Status>,
     control: mpsc::UnboundedSender<Control>,
+    /// How long attempts took (`edgehook_delivery_duration_seconds`).
+    durations: Histogram,
 }
 
 impl EndpointHandle {
@@ -69,6 +73,7 @@ impl EndpointHandle {
             name,
             status: Mutex::new(Status::default()),
             control,
+            durations: Histogram::default(),
         };
         (handle, rx)
     }
@@ -82,6 +87,16 @@ impl EndpointHandle {
 
     pub fn update(&self, f: impl FnOnce(&mut Status)) {
         f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Record how long one attempt took, from sending to its answer or failure.
+    pub fn observe_attempt(&self, elapsed: Duration) {
+        self.durations.observe(elapsed);
+    }
+
+    /// The attempt durations so far.
+    pub fn durations(&self) -> crate::metrics::HistogramSnapshot {
+        self.durations.snapshot()
     }
 
     /// Send an instruction; false if the worker has stopped.

@@ -453,7 +453,9 @@ impl Attempter {
     /// One attempt: send, decide, record.
     async fn attempt(self: Arc<Self>, due: Due, key: Option<String>, keep_place: bool) -> Finished {
         let attempt = due.attempts + 1;
+        let started = Instant::now();
         let result = self.send(&due, attempt).await;
+        self.handle.observe_attempt(started.elapsed());
         let outcome = retry::decide(
             &self.endpoint,
             &result,

@@ -5,7 +5,9 @@
 //! `http/1.1`, and hyper-util's auto builder so either protocol works on one port.
 //!
 //! Tests program it to play a misbehaving upstream: a default status, a FIFO script of
-//! responses (with headers such as `Retry-After` or `Date`), a "refuse" mode that accepts TCP
+//! responses (with headers such as `Retry-After` or `Date`), failures aimed at the requests
+//! whose body contains some text ([`Receiver::fail_matching`], e.g. one ordering key's
+//! events), a "refuse" mode that accepts TCP
 //! and drops it before TLS (an unusable endpoint whose connection attempts can be counted),
 //! Standard Webhooks signature checking (a bad signature is answered 401, as real receivers
 //! do), and [`Receiver::stop`] / [`Receiver::restart`] on the same port for outages.
@@ -19,7 +21,7 @@ use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
@@ -60,6 +62,8 @@ pub struct Recorded {
     /// `None` unless [`Receiver::verify_with`] set a secret; then whether the
     /// `webhook-signature` header verified.
     pub signature_ok: Option<bool>,
+    /// When the request's head arrived (before its body was read), for measuring rates.
+    pub at: Instant,
 }
 
 impl Recorded {
@@ -113,7 +117,16 @@ struct State {
     requests: Vec<Recorded>,
     default: Reply,
     script: VecDeque<Reply>,
+    /// Consulted before the script: see [`Receiver::fail_matching`].
+    matching: Vec<Matching>,
     secret: Option<String>,
+}
+
+/// Answer `reply` to the next `remaining` requests whose body contains `needle`.
+struct Matching {
+    needle: Vec<u8>,
+    reply: Reply,
+    remaining: usize,
 }
 
 #[derive(Clone)]
@@ -169,6 +182,7 @@ impl Receiver {
                     requests: Vec::new(),
                     default: Reply::status(StatusCode::OK),
                     script: VecDeque::new(),
+                    matching: Vec::new(),
                     secret: None,
                 }),
                 count,
@@ -205,6 +219,19 @@ impl Receiver {
             .map(|(status, headers)| reply(*status, headers))
             .collect::<anyhow::Result<Vec<_>>>()?;
         self.shared.lock().script.extend(replies);
+        Ok(())
+    }
+
+    /// Answer `status` to the next `times` requests whose body contains `needle`, ahead of
+    /// the script and the default (which the other requests keep getting). Aims failures
+    /// at some events only, e.g. those of one `order_key` value.
+    pub fn fail_matching(&self, needle: &str, status: u16, times: usize) -> anyhow::Result<()> {
+        let reply = reply(status, &[])?;
+        self.shared.lock().matching.push(Matching {
+            needle: needle.as_bytes().to_vec(),
+            reply,
+            remaining: times,
+        });
         Ok(())
     }
 
@@ -399,6 +426,7 @@ async fn record(
     tls_version: String,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let at = Instant::now();
     let (parts, body) = req.into_parts();
     let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
         // The client went away mid-body: nothing complete to record or answer.
@@ -423,12 +451,21 @@ async fn record(
         http_version: format!("{:?}", parts.version),
         tls_version,
         signature_ok: None,
+        at,
     };
     let reply = {
-        let mut state = shared.lock();
+        let mut guard = shared.lock();
+        let state = &mut *guard;
         recorded.signature_ok = state.secret.as_deref().map(|s| signature_ok(s, &recorded));
+        let matched = state
+            .matching
+            .iter_mut()
+            .find(|m| m.remaining > 0 && contains(&recorded.body, &m.needle));
         let reply = if recorded.signature_ok == Some(false) {
             Reply::status(StatusCode::UNAUTHORIZED)
+        } else if let Some(m) = matched {
+            m.remaining -= 1;
+            m.reply.clone()
         } else {
             let default = state.default.clone();
             state.script.pop_front().unwrap_or(default)
@@ -439,6 +476,10 @@ async fn record(
         reply
     };
     Ok(respond(reply))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn signature_ok(secret: &str, req: &Recorded) -> bool {
@@ -564,6 +605,24 @@ mod tests {
         assert_eq!(post(&client, &url, "{}").await, 503);
         assert!(rx.push_responses(&[(1000, &[])]).is_err());
         assert!(rx.push_responses(&[(200, &[("bad name", "x")])]).is_err());
+    }
+
+    #[tokio::test]
+    async fn fail_matching_aims_at_bodies_then_runs_out() {
+        let pki = pki::generate().unwrap();
+        let rx = Receiver::start(&pki).await.unwrap();
+        rx.fail_matching(r#""key":"A""#, 500, 2).unwrap();
+        rx.push_responses(&[(503, &[])]).unwrap();
+        let client = client(&pki, false);
+        let url = rx.url("/");
+        // A matching request does not consume the script; the others do, in order.
+        assert_eq!(post(&client, &url, r#"{"key":"A"}"#).await, 500);
+        assert_eq!(post(&client, &url, r#"{"key":"B"}"#).await, 503);
+        assert_eq!(post(&client, &url, r#"{"key":"B"}"#).await, 200);
+        assert_eq!(post(&client, &url, r#"{"key":"A"}"#).await, 500);
+        assert_eq!(post(&client, &url, r#"{"key":"A"}"#).await, 200);
+        let got = rx.requests();
+        assert!(got.windows(2).all(|w| w[0].at <= w[1].at), "arrival times");
     }
 
     #[tokio::test]

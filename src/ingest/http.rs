@@ -218,6 +218,7 @@ async fn batch(body: &[u8], ingest: &Ingest, peer: Peer) -> Result<Response<Body
         }
     }
     if !bad.is_empty() {
+        ingest.count_rejected(items.len() + bad.len());
         return Err(batch_error(bad));
     }
     if items.is_empty() {

@@ -18,6 +18,7 @@ use serde_json::json;
 
 use crate::config::Shared;
 use crate::event::{Event, EventError};
+use crate::metrics::Received;
 use crate::store::{Inserted, NewEvent, Peer, Store, StoreError};
 
 pub use route::route;
@@ -102,6 +103,8 @@ pub struct Ingest {
     store: Store,
     config: Shared,
     shutting_down: AtomicBool,
+    /// Events by result, for `edgehook_events_received_total`.
+    received: Arc<Received>,
 }
 
 impl Ingest {
@@ -110,7 +113,13 @@ impl Ingest {
             store,
             config,
             shutting_down: AtomicBool::new(false),
+            received: Arc::default(),
         })
+    }
+
+    /// The counters of events received, by result (shared with metrics).
+    pub fn received(&self) -> Arc<Received> {
+        self.received.clone()
     }
 
     pub fn config(&self) -> Arc<crate::config::Config> {
@@ -150,6 +159,32 @@ impl Ingest {
     /// Events no endpoint wants are answered without being stored. With `atomic`, any
     /// failure fails the whole call; otherwise each item has its own result.
     pub async fn accept(
+        &self,
+        items: Vec<Prepared>,
+        atomic: bool,
+    ) -> Result<Vec<Result<Accepted, ApiError>>, ApiError> {
+        let n = items.len() as u64;
+        let answers = self.store_items(items, atomic).await;
+        match &answers {
+            Ok(answers) => {
+                let dup = answers
+                    .iter()
+                    .filter(|a| matches!(a, Ok(a) if a.duplicate))
+                    .count() as u64;
+                let bad = answers.iter().filter(|a| a.is_err()).count() as u64;
+                self.received.add(n - dup - bad, dup, bad);
+            }
+            Err(_) => self.received.add(0, 0, n),
+        }
+        answers
+    }
+
+    /// Count events rejected before [`Ingest::accept`] (an NDJSON batch with bad lines).
+    pub fn count_rejected(&self, n: usize) {
+        self.received.add(0, 0, n as u64);
+    }
+
+    async fn store_items(
         &self,
         items: Vec<Prepared>,
         atomic: bool,

@@ -6,13 +6,16 @@
 //! (one fsync with `durability = "full"`), and only then answers each caller. Many
 //! concurrent clients therefore share one fsync, and no caller is told "accepted" before
 //! its rows are durable. Reads that must not wait behind a commit use a second
-//! connection (`Store::read`), which WAL lets run beside the writer.
+//! connection (`Store::read`), which WAL lets run beside the writer; operator queries
+//! (`admin.rs`: status, metrics, dead letters) have a third, so they never hold up a worker.
 
+pub mod admin;
 pub mod deliveries;
 mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -78,8 +81,11 @@ struct Inner {
     path: PathBuf,
     tx: mpsc::Sender<writer::Command>,
     reader: Mutex<Connection>,
+    admin_reader: Mutex<Connection>,
     thread: Mutex<Option<JoinHandle<()>>>,
     inserted: tokio::sync::watch::Receiver<u64>,
+    /// Queue bytes as of the writer's last commit.
+    bytes: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -93,6 +99,8 @@ impl Store {
         let state =
             writer::State::load(&conn, queue, inserted_tx).map_err(|e| corrupt_or(path, e))?;
         let reader = open_connection(path, queue.durability)?;
+        let admin_reader = open_connection(path, queue.durability)?;
+        let bytes = state.published_bytes();
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let thread = std::thread::Builder::new()
             .name("edgehook-store".into())
@@ -102,8 +110,10 @@ impl Store {
                 path: path.to_path_buf(),
                 tx,
                 reader: Mutex::new(reader),
+                admin_reader: Mutex::new(admin_reader),
                 thread: Mutex::new(Some(thread)),
                 inserted,
+                bytes,
             }),
         })
     }
@@ -167,6 +177,25 @@ impl Store {
         self.send(writer::Command::Configure(queue)).await
     }
 
+    /// Prove the writer makes progress: a no-op that is answered only after the writer
+    /// committed the group it joined. Fails when no answer comes within `timeout` (a wedged
+    /// writer or a dead disk) or the store is closed. The systemd watchdog calls it.
+    pub async fn ping(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        let round_trip = async {
+            let (reply, rx) = oneshot::channel();
+            self.send(writer::Command::Ping(reply)).await?;
+            rx.await.map_err(|_| StoreError::Closed)?
+        };
+        tokio::time::timeout(timeout, round_trip)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "the store writer did not answer within {}",
+                    humantime::format_duration(timeout)
+                )))
+            })
+    }
+
     /// Prune expired dedupe entries and similar housekeeping.
     pub async fn maintain(&self) -> Result<(), StoreError> {
         self.send(writer::Command::Maintain).await
@@ -185,6 +214,76 @@ impl Store {
         })
         .await
         .map_err(|_| StoreError::Closed)?
+    }
+
+    /// The queue's size in bytes (sum of stored events), as of the last commit.
+    pub fn queue_bytes(&self) -> u64 {
+        self.inner.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Like [`Store::read`], on the operators' own connection.
+    pub async fn read_admin<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.admin_reader.lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn).map_err(|e| StoreError::Unavailable(e.to_string()))
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Pending and dead counts of every endpoint that has any (configured or not).
+    pub async fn counts(&self) -> Result<Vec<admin::EndpointCounts>, StoreError> {
+        self.read_admin(admin::counts).await
+    }
+
+    /// Up to `limit` dead letters matching `filter`, oldest first, and the total matching.
+    pub async fn dead_letters(
+        &self,
+        filter: admin::DeadFilter,
+        limit: usize,
+    ) -> Result<(Vec<admin::DeadLetter>, u64), StoreError> {
+        self.read_admin(move |c| admin::dead_letters(c, &filter, limit))
+            .await
+    }
+
+    /// Queue the dead letters matching `filter` again, as new (attempts 0), and wake the
+    /// workers. Returns how many.
+    pub async fn retry_dead(&self, filter: admin::DeadFilter) -> Result<u64, StoreError> {
+        let seqs = self
+            .read_admin(move |c| admin::dead_seqs(c, &filter))
+            .await?;
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(writer::Command::RetryDead { seqs, reply })
+            .await?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Delete the dead letters matching `filter` (and events nothing else needs).
+    /// Returns how many.
+    pub async fn purge_dead(&self, filter: admin::DeadFilter) -> Result<u64, StoreError> {
+        let seqs = self
+            .read_admin(move |c| admin::dead_seqs(c, &filter))
+            .await?;
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(writer::Command::PurgeDead { seqs, reply })
+            .await?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Persisted endpoint holds (`paused`, `gone`), by endpoint.
+    pub async fn holds(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.read_admin(admin::holds).await
     }
 
     /// Stop the writer after it has committed everything already sent, checkpoint the WAL.

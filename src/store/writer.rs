@@ -6,16 +6,25 @@
 //! and answer the callers only after `COMMIT` returned. If the commit fails (disk full,
 //! I/O error) every caller of the group is told so and nothing of the group is kept.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
+use super::admin;
 use super::deliveries::{self, Update};
 use super::{now_ms, Inserted, NewEvent, StoreError};
 use crate::config::{QueueConfig, WhenFull};
 
 /// Upper bound of commands per transaction: keeps one commit's latency bounded.
 const MAX_GROUP: usize = 1024;
+
+/// Test hook for the systemd watchdog test: with this variable set to `1` the writer hangs
+/// for good after its first commit, as a writer stuck in a dead disk would. Never set in
+/// production (the shipped unit does not set it); it only makes edgehook stop working.
+const WEDGE_ENV: &str = "EDGEHOOK_DEBUG_WEDGE_WRITER";
 
 pub(super) type InsertReply = Result<Vec<Result<Inserted, StoreError>>, StoreError>;
 
@@ -34,8 +43,20 @@ pub(super) enum Command {
         hold: Option<(String, String)>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Queue these dead deliveries again (`edgehook dead retry`); replies how many.
+    RetryDead {
+        seqs: Vec<i64>,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+    /// Delete these dead deliveries (`edgehook dead purge`); replies how many.
+    PurgeDead {
+        seqs: Vec<i64>,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
     Configure(QueueConfig),
     Maintain,
+    /// Answered after the group it joins has committed: the watchdog's proof of progress.
+    Ping(oneshot::Sender<Result<(), StoreError>>),
     Close,
 }
 
@@ -49,6 +70,8 @@ pub(super) struct State {
     last_insert_ms: i64,
     /// Bumped after every commit that stored events; delivery workers watch it.
     inserted: tokio::sync::watch::Sender<u64>,
+    /// `bytes` as of the last commit, for status and metrics.
+    published: Arc<AtomicU64>,
 }
 
 impl State {
@@ -67,7 +90,13 @@ impl State {
             bytes: bytes as u64,
             last_insert_ms: 0,
             inserted,
+            published: Arc::new(AtomicU64::new(bytes as u64)),
         })
+    }
+
+    /// The queue size in bytes as of the last commit, kept current by the writer.
+    pub(super) fn published_bytes(&self) -> Arc<AtomicU64> {
+        self.published.clone()
     }
 }
 
@@ -77,6 +106,10 @@ enum Pending {
     Done(
         oneshot::Sender<Result<(), StoreError>>,
         Result<(), StoreError>,
+    ),
+    Count(
+        oneshot::Sender<Result<u64, StoreError>>,
+        Result<u64, StoreError>,
     ),
 }
 
@@ -89,11 +122,15 @@ impl Pending {
             Pending::Done(reply, result) => {
                 let _ = reply.send(commit.map_err(Clone::clone).and(result));
             }
+            Pending::Count(reply, result) => {
+                let _ = reply.send(commit.map_err(Clone::clone).and(result));
+            }
         }
     }
 }
 
 pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Command>, mut state: State) {
+    let wedge = std::env::var_os(WEDGE_ENV).is_some_and(|v| v == "1");
     let mut closing = false;
     while !closing {
         let Some(first) = rx.blocking_recv() else {
@@ -108,6 +145,9 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Command>, mut sta
         }
         closing = group.iter().any(|c| matches!(c, Command::Close));
         apply_group(&mut conn, &mut state, group);
+        if wedge {
+            wedge_forever();
+        }
     }
     if let Err(err) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         warn!(error = %err, "Checkpoint at shutdown failed; the WAL will be replayed at next start.");
@@ -116,6 +156,7 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Command>, mut sta
 
 fn apply_group(conn: &mut Connection, state: &mut State, group: Vec<Command>) {
     let bytes_before = state.bytes;
+    let mut requeued = false;
     let mut pending = Vec::with_capacity(group.len());
     let begin = conn.execute_batch("BEGIN IMMEDIATE").map_err(unavailable);
     for cmd in group {
@@ -146,6 +187,15 @@ fn apply_group(conn: &mut Connection, state: &mut State, group: Vec<Command>) {
                 });
                 pending.push(Pending::Done(reply, result));
             }
+            Command::RetryDead { seqs, reply } => {
+                let result = begin.clone().and_then(|()| retry_dead(conn, state, &seqs));
+                requeued |= matches!(result, Ok(n) if n > 0);
+                pending.push(Pending::Count(reply, result));
+            }
+            Command::PurgeDead { seqs, reply } => {
+                let result = begin.clone().and_then(|()| purge_dead(conn, state, &seqs));
+                pending.push(Pending::Count(reply, result));
+            }
             Command::Configure(queue) => state.queue = queue,
             Command::Maintain => {
                 if begin.is_ok() {
@@ -154,6 +204,7 @@ fn apply_group(conn: &mut Connection, state: &mut State, group: Vec<Command>) {
                     }
                 }
             }
+            Command::Ping(reply) => pending.push(Pending::Done(reply, Ok(()))),
             Command::Close => {}
         }
     }
@@ -163,10 +214,12 @@ fn apply_group(conn: &mut Connection, state: &mut State, group: Vec<Command>) {
         let _ = conn.execute_batch("ROLLBACK");
         state.bytes = bytes_before;
     }
+    state.published.store(state.bytes, Ordering::Relaxed);
     if commit.is_ok()
-        && pending
-            .iter()
-            .any(|p| matches!(p, Pending::Insert(_, Ok(_))))
+        && (requeued
+            || pending
+                .iter()
+                .any(|p| matches!(p, Pending::Insert(_, Ok(_)))))
     {
         state.inserted.send_modify(|n| *n += 1);
     }
@@ -182,6 +235,39 @@ fn complete(conn: &Connection, state: &mut State, updates: &[Update]) -> Result<
         state.bytes = state.bytes.saturating_sub(freed);
     }
     Ok(())
+}
+
+/// Run `f` under its own savepoint: its failure undoes only its own changes.
+fn savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce() -> rusqlite::Result<T>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("SAVEPOINT admin_call")
+        .map_err(unavailable)?;
+    match f() {
+        Ok(v) => {
+            conn.execute_batch("RELEASE admin_call")
+                .map_err(unavailable)?;
+            Ok(v)
+        }
+        Err(err) => {
+            let _ = conn.execute_batch("ROLLBACK TO admin_call; RELEASE admin_call");
+            Err(unavailable(err))
+        }
+    }
+}
+
+/// Dead letters back to pending, due now and sorted after every older row.
+fn retry_dead(conn: &Connection, state: &mut State, seqs: &[i64]) -> Result<u64, StoreError> {
+    state.last_insert_ms = state.last_insert_ms.max(now_ms());
+    let next_at = state.last_insert_ms;
+    savepoint(conn, || admin::retry(conn, seqs, next_at))
+}
+
+fn purge_dead(conn: &Connection, state: &mut State, seqs: &[i64]) -> Result<u64, StoreError> {
+    let (n, freed) = savepoint(conn, || admin::purge(conn, seqs))?;
+    state.bytes = state.bytes.saturating_sub(freed);
+    Ok(n)
 }
 
 fn maintain(conn: &Connection, state: &mut State) -> rusqlite::Result<()> {
@@ -205,7 +291,10 @@ fn insert(
     let mut results = Vec::with_capacity(events.len());
     for ev in &events {
         let result = insert_one(conn, state, ev);
-        if atomic {
+        // A storage error may have left half an event: undo the whole call. Only a
+        // full queue is a per-event answer (it is refused before anything is written).
+        let undo = matches!(&result, Err(e) if atomic || !matches!(e, StoreError::Full { .. }));
+        if undo {
             if let Err(err) = result {
                 conn.execute_batch("ROLLBACK TO insert_call; RELEASE insert_call")
                     .map_err(unavailable)?;
@@ -227,7 +316,11 @@ fn insert_one(conn: &Connection, state: &mut State, ev: &NewEvent) -> Result<Ins
         return Ok(Inserted::Duplicate);
     }
     let size = e.stored_size();
+    // Room first, then remember the id: a refused event must not be "seen".
     make_room(conn, state, size)?;
+    if !e.id_assigned {
+        remember(conn, &e.id, now)?;
+    }
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO events(id, type, timestamp, data, size, received_at, peer_uid, peer_gid, peer_pid)
@@ -267,20 +360,22 @@ fn insert_one(conn: &Connection, state: &mut State, ev: &NewEvent) -> Result<Ins
     Ok(Inserted::Accepted)
 }
 
-/// Checks the dedupe window and, when the id is new (or expired), records it.
+/// Whether `id` was accepted within the dedupe window.
 fn is_duplicate(conn: &Connection, state: &State, id: &str, now: i64) -> Result<bool, StoreError> {
     let window = state.queue.dedupe_window.as_millis() as i64;
     let seen: Option<i64> = conn
         .prepare_cached("SELECT received_at FROM dedupe WHERE id = ?1")
         .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
         .map_err(unavailable)?;
-    if matches!(seen, Some(at) if at > now - window) {
-        return Ok(true);
-    }
+    Ok(matches!(seen, Some(at) if at > now - window))
+}
+
+/// Record `id` as seen now, for the dedupe window.
+fn remember(conn: &Connection, id: &str, now: i64) -> Result<(), StoreError> {
     conn.prepare_cached("INSERT OR REPLACE INTO dedupe(id, received_at) VALUES (?1, ?2)")
         .and_then(|mut s| s.execute(params![id, now]))
         .map_err(unavailable)?;
-    Ok(false)
+    Ok(())
 }
 
 /// Enforce `queue.max_bytes`: refuse, or drop the oldest events, per `when_full`.
@@ -337,4 +432,12 @@ fn unavailable(err: rusqlite::Error) -> StoreError {
         _ => "database error".to_string(),
     };
     StoreError::Unavailable(format!("{reason} ({err})"))
+}
+
+/// The [`WEDGE_ENV`] hang: callers wait forever, so the watchdog pings stop.
+fn wedge_forever() -> ! {
+    warn!("{WEDGE_ENV}=1: the store writer now hangs on purpose (test hook).");
+    loop {
+        std::thread::park();
+    }
 }

@@ -31,6 +31,7 @@ pub struct Builder {
     dir: TempDir,
     socket: PathBuf,
     lines: bool,
+    daemon: Vec<String>,
     ingest: Vec<String>,
     extra: String,
     wrapper: Vec<OsString>,
@@ -53,6 +54,7 @@ impl Builder {
             dir,
             socket,
             lines: false,
+            daemon: Vec::new(),
             ingest: Vec::new(),
             extra: String::new(),
             wrapper: Vec::new(),
@@ -80,6 +82,12 @@ impl Builder {
         self
     }
 
+    /// Add `key = value` lines to the `[daemon]` table (e.g. `metrics_listen`).
+    pub fn daemon(mut self, lines: &str) -> Self {
+        self.daemon.push(lines.to_string());
+        self
+    }
+
     /// Add `key = value` lines to the `[ingest]` table.
     pub fn ingest(mut self, lines: &str) -> Self {
         self.ingest.push(lines.to_string());
@@ -93,7 +101,8 @@ impl Builder {
         self
     }
 
-    /// Run the daemon under `program args…` (e.g. strace); the daemon is its child.
+    /// Run the daemon under `program args…`: the daemon is its child (strace) or the
+    /// program execs it (env, systemd-socket-activate).
     pub fn wrap(mut self, argv: &[&str]) -> Self {
         self.wrapper = argv.iter().map(OsString::from).collect();
         self
@@ -102,9 +111,10 @@ impl Builder {
     fn config_text(&self) -> String {
         let dir = self.dir.path();
         let mut text = format!(
-            "[daemon]\nstate_dir = {:?}\nadmin_socket = {:?}\n\n[ingest]\nsocket = {:?}\n",
+            "[daemon]\nstate_dir = {:?}\nadmin_socket = {:?}\n{}\n[ingest]\nsocket = {:?}\n",
             dir.join("state"),
             dir.join("admin.sock"),
+            self.daemon.join("\n"),
             self.socket,
         );
         if self.lines {
@@ -362,7 +372,7 @@ impl TestDaemon {
     /// Wait for a notify datagram containing `needle` (e.g. `STOPPING=1`).
     ///
     /// # Panics
-    /// If none arrives within 20 s.
+    /// If the daemon exits first, or none arrives within 20 s.
     pub fn wait_notify(&mut self, needle: &str) {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         while Instant::now() < deadline {
@@ -370,6 +380,13 @@ impl TestDaemon {
                 if msg.contains(needle) {
                     return;
                 }
+            } else if let Some(status) = self.child_mut().try_wait().expect("try_wait") {
+                self.child = None;
+                self.pid = None;
+                panic!(
+                    "edgehook exited ({status}) before sending {needle}; stderr:\n{}",
+                    self.log()
+                );
             }
         }
         panic!(
@@ -433,13 +450,13 @@ impl TestDaemon {
         self.pid = Some(if self.wrapper.is_empty() {
             Pid::from_raw(child_pid as i32)
         } else {
-            child_of(child_pid)
-                .unwrap_or_else(|| panic!("no child process of wrapper pid {child_pid}"))
+            // A wrapper that execs the daemon (env, systemd-socket-activate) is the daemon.
+            child_of(child_pid).unwrap_or(Pid::from_raw(child_pid as i32))
         });
     }
 
     /// One datagram from the notify socket, or `None` after `timeout`.
-    fn recv_notify(&self, timeout: Duration) -> Option<String> {
+    pub fn recv_notify(&self, timeout: Duration) -> Option<String> {
         self.notify
             .set_read_timeout(Some(timeout))
             .expect("set_read_timeout");

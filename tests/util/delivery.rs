@@ -5,11 +5,12 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use edgehook::demo::pki::{self, Pki};
-use edgehook::demo::receiver::{Receiver, Recorded};
+use edgehook::demo::receiver::{Receiver, ReceiverOptions, Recorded};
 use tokio::runtime::Runtime;
 
 use super::TestDaemon;
@@ -30,6 +31,11 @@ pub struct Upstream {
 impl Upstream {
     /// A fresh CA and a receiver on a free port of 127.0.0.1 answering 200.
     pub fn start() -> Upstream {
+        Upstream::start_with(ReceiverOptions::default())
+    }
+
+    /// Like [`Upstream::start`], with TLS variations (mTLS, one TLS version only).
+    pub fn start_with(options: ReceiverOptions) -> Upstream {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -37,7 +43,11 @@ impl Upstream {
             .expect("building the receiver runtime");
         let pki = pki::generate().expect("generating the test PKI");
         let receiver = rt
-            .block_on(Receiver::start(&pki))
+            .block_on(Receiver::start_with(
+                &pki,
+                (Ipv4Addr::LOCALHOST, 0).into(),
+                options,
+            ))
             .expect("starting the receiver");
         Upstream { receiver, pki, rt }
     }
@@ -45,6 +55,19 @@ impl Upstream {
     /// Run a future (e.g. a receiver call) on the receiver's runtime.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.rt.block_on(future)
+    }
+
+    /// Run a task (e.g. a test proxy) on the receiver's runtime until the upstream drops.
+    pub fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        drop(self.rt.spawn(future));
+    }
+
+    /// The test PKI: its CA signed the receiver's certificate and the mTLS client's.
+    pub fn pki(&self) -> &Pki {
+        &self.pki
     }
 
     /// `https://localhost:{port}{path}`.
@@ -72,8 +95,9 @@ impl Upstream {
 pub struct Endpoint {
     name: String,
     url: String,
-    ca: PathBuf,
+    ca: Option<PathBuf>,
     keys: Vec<String>,
+    tls: Vec<String>,
     tables: Vec<String>,
     retry: String,
 }
@@ -83,8 +107,9 @@ impl Endpoint {
         Endpoint {
             name: name.into(),
             url: url.into(),
-            ca: ca.into(),
+            ca: Some(ca.into()),
             keys: Vec::new(),
+            tls: Vec::new(),
             tables: Vec::new(),
             retry: "initial = \"100ms\"\nmax = \"500ms\"".into(),
         }
@@ -93,6 +118,18 @@ impl Endpoint {
     /// A `key = value` line of the endpoint table (e.g. `body = "data"`).
     pub fn key(mut self, line: &str) -> Endpoint {
         self.keys.push(line.into());
+        self
+    }
+
+    /// A `key = value` line of `[endpoint.tls]` (e.g. `min_version = "1.3"`).
+    pub fn tls(mut self, line: &str) -> Endpoint {
+        self.tls.push(line.into());
+        self
+    }
+
+    /// Leave out `tls.ca_file`: the endpoint trusts only what its other settings say.
+    pub fn without_ca_file(mut self) -> Endpoint {
+        self.ca = None;
         self
     }
 
@@ -109,13 +146,19 @@ impl Endpoint {
     }
 
     pub fn toml(&self) -> String {
+        let mut tls: Vec<String> = self
+            .ca
+            .iter()
+            .map(|ca| format!("ca_file = {ca:?}"))
+            .collect();
+        tls.extend(self.tls.iter().cloned());
         format!(
-            "[[endpoint]]\nname = {:?}\nurl = {:?}\nevents = [\"*\"]\n{}\n[endpoint.retry]\n{}\n[endpoint.tls]\nca_file = {:?}\n{}\n",
+            "[[endpoint]]\nname = {:?}\nurl = {:?}\nevents = [\"*\"]\n{}\n[endpoint.retry]\n{}\n[endpoint.tls]\n{}\n{}\n",
             self.name,
             self.url,
             self.keys.join("\n"),
             self.retry,
-            self.ca,
+            tls.join("\n"),
             self.tables.join("\n"),
         )
     }
@@ -132,6 +175,26 @@ pub fn wait_db(d: &TestDaemon, what: &str, mut cond: impl FnMut(&TestDaemon) -> 
             Instant::now() < deadline,
             "timed out after {WAIT:?} waiting for: {what}; edgehook stderr:\n{}",
             d.log()
+        );
+        std::thread::sleep(DB_POLL);
+    }
+}
+
+/// Poll the daemon's log (stderr) until `cond` holds; for outcomes that leave no trace
+/// in the queue or at the receiver, such as a failed TLS handshake.
+///
+/// # Panics
+/// After [`WAIT`], with `what` and the log.
+pub fn wait_log(d: &TestDaemon, what: &str, mut cond: impl FnMut(&str) -> bool) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let log = d.log();
+        if cond(&log) {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting for the log to show: {what}; edgehook stderr:\n{log}"
         );
         std::thread::sleep(DB_POLL);
     }

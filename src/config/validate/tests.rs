@@ -727,11 +727,17 @@ fn proxies() {
         .clone()
         .unwrap();
     assert_eq!(p.host(), Some("10.0.0.1"));
+    // Proxy credentials come from the userinfo (Proxy-Authorization: Basic).
+    let p = ok_endpoint("proxy = \"http://u:secretpw@proxy:3128\"")
+        .proxy
+        .clone()
+        .unwrap();
+    assert_eq!(p.host(), Some("proxy"));
     for (bad, why) in [
         ("https://proxy:3128", "only http:// proxies"),
         ("http://proxy", "the port is missing"),
         ("http://proxy:3128/path", "no path or query"),
-        ("http://u:secretpw@proxy:3128", "credentials"),
+        ("http://u:secretpw@proxy", "the port is missing"),
         ("http://u:secretpw@a b", "is not a URL"),
         ("socks5://proxy:1080", "not an http:// URL"),
         ("proxy:3128", "not an http:// URL"),
@@ -994,7 +1000,7 @@ fn signing_schemes_and_defaults() {
     assert_eq!(s.header, "x-webex-signature");
     // Rotation.
     let s = ok_endpoint(&format!(
-        "signing = {{ scheme = \"standard-webhooks\", secrets = [\"{WHSEC}\", \"whsk_dGVzdA==\"] }}"
+        "signing = {{ scheme = \"standard-webhooks\", secrets = [\"{WHSEC}\", \"whsk_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"] }}"
     ))
     .signing
     .clone()
@@ -1290,6 +1296,21 @@ fn tls_errors() {
     assert_has(
         &pki.error("client_key = \"client.key\""),
         &["tls.client_key: set without tls.client_cert"],
+    );
+    let other = rcgen::generate_simple_self_signed(vec!["other.local".to_owned()]).unwrap();
+    std::fs::write(pki.path("other.key"), other.signing_key.serialize_pem()).unwrap();
+    std::fs::set_permissions(
+        pki.path("other.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    assert_has(
+        &pki.error("client_cert = \"client.pem\"\nclient_key = \"other.key\""),
+        &[
+            ":6:",
+            "tls.client_key: this private key does not belong to the certificate in",
+            "client.pem",
+        ],
     );
     let err = pki.error("client_cert = \"client.pem\"\nclient_key = \"ca.pem\"");
     assert_has(

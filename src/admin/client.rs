@@ -1,0 +1,601 @@
+//! The operator commands (`status`, `endpoints`, `dead`, `wake`, `pause`, `resume`,
+//! `reload`, `metrics`): one request to the admin socket each, printed as a table (or
+//! the daemon's JSON with `--json`). Errors become one line on stderr and exit 1 (main).
+//!
+//! The socket is `--admin-socket`, else `daemon.admin_socket` read from the config file
+//! (only that key, so a user who cannot read the secrets it references still finds the
+//! socket), else the default.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::{json, Value};
+
+use super::render::{age, cell, size, state_color, truncate, Color, Style, Table};
+use crate::cli::{AdminArgs, DeadAction, DeadArgs, DeadSelect, EndpointArg, ReadArgs, WakeArgs};
+use crate::config;
+
+/// Where the admin socket is when neither the flag nor the config says.
+pub const DEFAULT_ADMIN_SOCKET: &str = "/run/edgehook/admin.sock";
+/// Longest the CLI waits for an answer; a reload may take a while (it builds TLS clients).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
+/// Longest last-error text shown in a table cell (`--json` has all of it).
+const ERROR_WIDTH: usize = 60;
+
+/// `edgehook status`.
+pub async fn status(args: ReadArgs) -> anyhow::Result<()> {
+    let v = Client::new(&args.admin).get("/v1/status").await?;
+    if args.json {
+        return print_json(&v);
+    }
+    print!("{}", format_status(&v, Style::detect()));
+    Ok(())
+}
+
+/// `edgehook endpoints`.
+pub async fn endpoints(args: ReadArgs) -> anyhow::Result<()> {
+    let v = Client::new(&args.admin).get("/v1/endpoints").await?;
+    if args.json {
+        return print_json(&v);
+    }
+    print!("{}", format_endpoints(&v, Style::detect()));
+    Ok(())
+}
+
+/// `edgehook dead list|retry|purge`.
+pub async fn dead(args: DeadArgs) -> anyhow::Result<()> {
+    match args.action {
+        DeadAction::List(a) => {
+            let client = Client::new(&a.select.admin);
+            let v = client.get(&list_path(&a.select, a.limit)).await?;
+            if a.json {
+                return print_json(&v);
+            }
+            print!("{}", format_dead(&v, Style::detect()));
+            Ok(())
+        }
+        DeadAction::Retry(s) => {
+            let client = Client::new(&s.admin);
+            let v = client.post("/v1/dead/retry", select_body(&s)).await?;
+            let n = v["retried"].as_u64().unwrap_or(0);
+            if n == 0 && !s.ids.is_empty() {
+                bail!(
+                    "no dead letter matches {}{}",
+                    s.ids.join(", "),
+                    of_endpoint(&s)
+                );
+            }
+            println!(
+                "retried {n} dead letter(s){}: queued again as new, attempts reset",
+                of_endpoint(&s)
+            );
+            Ok(())
+        }
+        DeadAction::Purge(p) => {
+            let s = &p.select;
+            let client = Client::new(&s.admin);
+            if !p.yes {
+                if !std::io::stdin().is_terminal() {
+                    bail!("dead purge deletes dead letters for good; pass --yes to confirm (stdin is not a terminal, so edgehook cannot ask)");
+                }
+                let total = client.get(&list_path(s, 0)).await?["total"]
+                    .as_u64()
+                    .unwrap_or(0);
+                if total == 0 {
+                    println!("no dead letters match{}; nothing to purge", of_endpoint(s));
+                    return Ok(());
+                }
+                if !confirm(&format!(
+                    "Purge {total} dead letter(s){}? They are deleted for good. [y/N] ",
+                    of_endpoint(s)
+                ))? {
+                    bail!("purge cancelled; nothing was deleted");
+                }
+            }
+            let v = client.post("/v1/dead/purge", select_body(s)).await?;
+            let n = v["purged"].as_u64().unwrap_or(0);
+            if n == 0 && !s.ids.is_empty() {
+                bail!(
+                    "no dead letter matches {}{}",
+                    s.ids.join(", "),
+                    of_endpoint(s)
+                );
+            }
+            println!("purged {n} dead letter(s){}", of_endpoint(s));
+            Ok(())
+        }
+    }
+}
+
+/// `edgehook wake [ENDPOINT]`.
+pub async fn wake(args: WakeArgs) -> anyhow::Result<()> {
+    let v = Client::new(&args.admin)
+        .post("/v1/wake", json!({"endpoint": args.endpoint}))
+        .await?;
+    let woken = v["woken"].as_array().cloned().unwrap_or_default();
+    if woken.is_empty() {
+        println!("no endpoint is running; nothing to wake");
+    }
+    for w in woken {
+        let name = w["endpoint"].as_str().unwrap_or("?");
+        match w["state"].as_str().unwrap_or("?") {
+            "offline" => println!("{name}: offline, probing now"),
+            state => println!("{name}: {state}, nothing to wake"),
+        }
+    }
+    Ok(())
+}
+
+/// `edgehook pause ENDPOINT`.
+pub async fn pause(args: EndpointArg) -> anyhow::Result<()> {
+    let v = Client::new(&args.admin)
+        .post("/v1/pause", json!({"endpoint": args.endpoint}))
+        .await?;
+    println!(
+        "paused {}: deliveries held, events keep queueing ({} pending); `edgehook resume {}` releases them",
+        args.endpoint,
+        v["pending"].as_u64().unwrap_or(0),
+        args.endpoint
+    );
+    Ok(())
+}
+
+/// `edgehook resume ENDPOINT`.
+pub async fn resume(args: EndpointArg) -> anyhow::Result<()> {
+    let v = Client::new(&args.admin)
+        .post("/v1/resume", json!({"endpoint": args.endpoint}))
+        .await?;
+    let was = v["was"].as_str().unwrap_or("not held");
+    println!(
+        "resumed {} (was {was}); {} pending deliveries drain now",
+        args.endpoint,
+        v["pending"].as_u64().unwrap_or(0)
+    );
+    Ok(())
+}
+
+/// `edgehook reload`.
+pub async fn reload(args: AdminArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args);
+    let (status, body) = client.call("POST", "/v1/reload", None).await?;
+    let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+    if status == 200 {
+        println!("{}", v["message"].as_str().unwrap_or("reloaded"));
+        return Ok(());
+    }
+    if v["error"]["code"] == "reload_failed" {
+        bail!(
+            "reload refused; the previous configuration keeps running:\n{}",
+            v["error"]["message"].as_str().unwrap_or("")
+        );
+    }
+    Err(reply_error(status, &body))
+}
+
+/// `edgehook metrics`.
+pub async fn metrics(args: AdminArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args);
+    let (status, body) = client.call("GET", "/metrics", None).await?;
+    if status != 200 {
+        return Err(reply_error(status, &body));
+    }
+    std::io::stdout()
+        .write_all(&body)
+        .context("writing to stdout")?;
+    Ok(())
+}
+
+// ----- talking to the daemon -----
+
+struct Client {
+    socket: PathBuf,
+}
+
+impl Client {
+    fn new(args: &AdminArgs) -> Client {
+        Client {
+            socket: socket_path(args),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, bytes::Bytes)> {
+        let shown = self.socket.display();
+        let (content_type, bytes) = match body {
+            Some(b) => (Some("application/json"), b.to_string().into_bytes()),
+            None => (None, Vec::new()),
+        };
+        let request = crate::uds_client::request(&self.socket, method, path, content_type, bytes);
+        match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
+            Err(_) => bail!(
+                "edgehook at {shown} did not answer within {}s; see its log (journalctl -u edgehook)",
+                REQUEST_TIMEOUT.as_secs()
+            ),
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(err)) => Err(unreachable(&self.socket, &err)),
+        }
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.json("GET", path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.json("POST", path, Some(body)).await
+    }
+
+    async fn json(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let (status, reply) = self.call(method, path, body).await?;
+        if !(200..300).contains(&status) {
+            return Err(reply_error(status, &reply));
+        }
+        serde_json::from_slice(&reply).with_context(|| {
+            format!(
+                "the daemon's answer to {method} {path} is not JSON: {}",
+                truncate(&String::from_utf8_lossy(&reply), 200)
+            )
+        })
+    }
+}
+
+/// A connection failure, worded for the operator.
+fn unreachable(socket: &Path, err: &anyhow::Error) -> anyhow::Error {
+    use std::io::ErrorKind;
+    let shown = socket.display();
+    let io = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<std::io::Error>())
+        .map(|e| e.kind());
+    match io {
+        Some(ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+            anyhow!("cannot reach edgehook at {shown}: is it running?")
+        }
+        Some(ErrorKind::PermissionDenied) => anyhow!(
+            "cannot reach edgehook at {shown}: permission denied; the admin socket is for root, \
+             the edgehook user and daemon.admin_group (try sudo)"
+        ),
+        _ => anyhow!("cannot reach edgehook at {shown}: {err:#}"),
+    }
+}
+
+/// The `{"error":{"message"}}` of a non-2xx answer as an error.
+fn reply_error(status: u16, body: &[u8]) -> anyhow::Error {
+    let v: Value = serde_json::from_slice(body).unwrap_or_default();
+    match v["error"]["message"].as_str() {
+        Some(message) => anyhow!("{message}"),
+        None => anyhow!(
+            "the daemon answered {status}: {}",
+            truncate(&String::from_utf8_lossy(body), 200)
+        ),
+    }
+}
+
+fn socket_path(args: &AdminArgs) -> PathBuf {
+    if let Some(s) = &args.admin_socket {
+        return s.clone();
+    }
+    let config = config::resolve_path(args.config.config.as_deref());
+    admin_socket_in(&config).unwrap_or_else(|| PathBuf::from(DEFAULT_ADMIN_SOCKET))
+}
+
+/// `daemon.admin_socket` from the config file at `path`, if it is readable and sets it
+/// (relative paths are against the file's directory, as the daemon resolves them).
+fn admin_socket_in(path: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(path).ok()?;
+    admin_socket_from(&text, path)
+}
+
+fn admin_socket_from(text: &str, path: &Path) -> Option<PathBuf> {
+    let table: toml::Table = toml::from_str(text).ok()?;
+    let socket = table.get("daemon")?.get("admin_socket")?.as_str()?;
+    if socket.is_empty() {
+        return None;
+    }
+    let socket = PathBuf::from(socket);
+    Some(if socket.is_relative() {
+        path.parent().unwrap_or(Path::new(".")).join(socket)
+    } else {
+        socket
+    })
+}
+
+fn list_path(s: &DeadSelect, limit: usize) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    if let Some(e) = &s.endpoint {
+        q.append_pair("endpoint", e);
+    }
+    for id in &s.ids {
+        q.append_pair("id", id);
+    }
+    q.append_pair("limit", &limit.to_string());
+    format!("/v1/dead?{}", q.finish())
+}
+
+fn select_body(s: &DeadSelect) -> Value {
+    json!({"endpoint": s.endpoint, "ids": s.ids})
+}
+
+fn of_endpoint(s: &DeadSelect) -> String {
+    s.endpoint
+        .as_ref()
+        .map(|e| format!(" of endpoint {e}"))
+        .unwrap_or_default()
+}
+
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    eprint!("{question}");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("reading the answer")?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+fn print_json(v: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+// ----- human output -----
+
+fn str_of(v: &Value) -> &str {
+    v.as_str().unwrap_or("-")
+}
+
+fn num(v: &Value) -> String {
+    v.as_u64()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn age_of(v: &Value) -> String {
+    v.as_u64().map(age).unwrap_or_else(|| "-".into())
+}
+
+/// `offline, probe in 12s` / `online` / `paused` …
+fn state_text(e: &Value) -> String {
+    let state = str_of(&e["state"]);
+    match (state, e["next_probe_in_secs"].as_u64()) {
+        ("offline", Some(secs)) => format!("offline, probe in {}", age(secs)),
+        _ => state.to_string(),
+    }
+}
+
+fn format_status(v: &Value, style: Style) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} (pid {}), up {}",
+        style.paint(
+            &format!("edgehook {}", str_of(&v["version"])),
+            Some(Color::Bold)
+        ),
+        num(&v["pid"]),
+        age_of(&v["uptime_secs"])
+    );
+    let _ = writeln!(out, "config   {}", str_of(&v["config"]["path"]));
+    let r = &v["reloads"];
+    let mut reloads = format!("{} ok, {} failed", num(&r["ok"]), num(&r["failed"]));
+    if let Some(at) = r["last_ok_at"].as_str() {
+        let _ = write!(reloads, "; last good reload {at}");
+    }
+    let _ = writeln!(out, "reloads  {reloads}");
+    if let Some(err) = r["last_error"].as_str() {
+        let first = err.lines().next().unwrap_or("");
+        let more = err.lines().count().saturating_sub(1);
+        let more = if more > 0 {
+            format!(" (+{more} more line(s); see --json)")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "         {} {first}{more}",
+            style.paint("last reload failed:", Some(Color::Red))
+        );
+    }
+    let q = &v["queue"];
+    let (bytes, max) = (
+        q["bytes"].as_u64().unwrap_or(0),
+        q["max_bytes"].as_u64().unwrap_or(0),
+    );
+    let percent = if max > 0 {
+        bytes as f64 * 100.0 / max as f64
+    } else {
+        0.0
+    };
+    let usage = format!("{} of {} ({percent:.1}%)", size(bytes), size(max));
+    let usage = style.paint(&usage, (percent >= 90.0).then_some(Color::Red));
+    let _ = writeln!(
+        out,
+        "queue    {usage}; {} pending, {} dead",
+        num(&q["pending"]),
+        num(&q["dead"])
+    );
+    let endpoints = v["endpoints"].as_array().cloned().unwrap_or_default();
+    if endpoints.is_empty() {
+        let _ = writeln!(out, "\nno endpoints configured");
+        return out;
+    }
+    let mut t = Table::new(&[
+        "ENDPOINT",
+        "STATE",
+        "PENDING",
+        "IN FLIGHT",
+        "DEAD",
+        "OLDEST",
+        "LAST ERROR",
+    ]);
+    let mut notes = Vec::new();
+    for e in &endpoints {
+        let name = str_of(&e["name"]).to_string();
+        let state = str_of(&e["state"]);
+        t.row(vec![
+            cell(name.clone()),
+            (state_text(e), state_color(state)),
+            cell(num(&e["pending"])),
+            cell(num(&e["in_flight"])),
+            (
+                num(&e["dead"]),
+                (e["dead"].as_u64().unwrap_or(0) > 0).then_some(Color::Red),
+            ),
+            cell(age_of(&e["oldest_pending_age_secs"])),
+            cell(match e["last_error"].as_str() {
+                Some(err) => truncate(err, ERROR_WIDTH),
+                None if state == "orphaned" => "not in the config; re-add it or purge".into(),
+                None => "-".into(),
+            }),
+        ]);
+        if let Some(skew) = e["clock_skew_secs"].as_i64() {
+            let dir = if skew > 0 { "ahead of" } else { "behind" };
+            notes.push(format!(
+                "clock skew: {name}'s upstream clock is {} {dir} this host; receivers may reject webhook-timestamp (check NTP)",
+                age(skew.unsigned_abs())
+            ));
+        }
+    }
+    out.push('\n');
+    out.push_str(&t.render(style));
+    for note in notes {
+        let _ = writeln!(out, "{}", style.paint(&note, Some(Color::Yellow)));
+    }
+    out
+}
+
+fn format_endpoints(v: &Value, style: Style) -> String {
+    let endpoints = v["endpoints"].as_array().cloned().unwrap_or_default();
+    if endpoints.is_empty() {
+        return "no endpoints configured\n".into();
+    }
+    let mut t = Table::new(&["NAME", "URL", "STATE", "PENDING", "DEAD", "OLDEST"]);
+    for e in &endpoints {
+        let state = str_of(&e["state"]);
+        t.row(vec![
+            cell(str_of(&e["name"])),
+            cell(str_of(&e["url"])),
+            (state_text(e), state_color(state)),
+            cell(num(&e["pending"])),
+            cell(num(&e["dead"])),
+            cell(age_of(&e["oldest_pending_age_secs"])),
+        ]);
+    }
+    t.render(style)
+}
+
+fn format_dead(v: &Value, style: Style) -> String {
+    let dead = v["dead"].as_array().cloned().unwrap_or_default();
+    let total = v["total"].as_u64().unwrap_or(0);
+    if dead.is_empty() {
+        return "no dead letters\n".into();
+    }
+    let mut t = Table::new(&[
+        "EVENT ID",
+        "ENDPOINT",
+        "TYPE",
+        "ATTEMPTS",
+        "STATUS",
+        "DIED",
+        "REASON",
+        "LAST ERROR",
+    ]);
+    for d in &dead {
+        t.row(vec![
+            cell(str_of(&d["event_id"])),
+            cell(str_of(&d["endpoint"])),
+            cell(str_of(&d["type"])),
+            cell(num(&d["attempts"])),
+            cell(num(&d["last_status"])),
+            cell(str_of(&d["updated_at"])),
+            (str_of(&d["dead_reason"]).to_string(), Some(Color::Red)),
+            cell(truncate(str_of(&d["last_error"]), ERROR_WIDTH)),
+        ]);
+    }
+    let mut out = t.render(style);
+    if total > dead.len() as u64 {
+        let _ = writeln!(
+            out,
+            "showing {} of {total}; use --limit or --endpoint to see others",
+            dead.len()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        style.paint(
+            "`edgehook dead retry [ID…]` queues them again; `edgehook dead purge [ID…]` deletes them",
+            Some(Color::Dim)
+        )
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_socket_comes_from_the_config_key_only() {
+        let path = Path::new("/etc/edgehook/edgehook.toml");
+        assert_eq!(
+            admin_socket_from(
+                "[daemon]\nadmin_socket = \"/run/x/admin.sock\"\n[[endpoint]]\nname = 1",
+                path
+            ),
+            Some(PathBuf::from("/run/x/admin.sock"))
+        );
+        assert_eq!(
+            admin_socket_from("[daemon]\nadmin_socket = \"run/a.sock\"", path),
+            Some(PathBuf::from("/etc/edgehook/run/a.sock"))
+        );
+        assert_eq!(
+            admin_socket_from("[daemon]\nstate_dir = \"/x\"", path),
+            None
+        );
+        assert_eq!(admin_socket_from("not toml [", path), None);
+    }
+
+    #[test]
+    fn status_shows_queue_endpoints_and_reload_error() {
+        let v = json!({
+            "version": "0.1.0", "pid": 42, "uptime_secs": 3725,
+            "config": {"path": "/etc/edgehook/edgehook.toml"},
+            "reloads": {"ok": 2, "failed": 1, "last_ok_at": "2025-01-01T00:00:00Z",
+                        "last_error": "edgehook.toml:3:1: unknown field `x`\nsecond"},
+            "queue": {"bytes": 2048, "max_bytes": 1073741824, "pending": 3, "dead": 1},
+            "endpoints": [
+                {"name": "spark", "state": "offline", "next_probe_in_secs": 12, "pending": 2,
+                 "in_flight": 0, "dead": 1, "oldest_pending_age_secs": 300,
+                 "last_error": "connection refused", "clock_skew_secs": -420},
+                {"name": "old", "state": "orphaned", "pending": 1, "in_flight": null,
+                 "dead": 0, "oldest_pending_age_secs": 90000, "last_error": null},
+            ],
+        });
+        let text = format_status(&v, Style::plain());
+        for needle in [
+            "edgehook 0.1.0 (pid 42), up 1h02m",
+            "config   /etc/edgehook/edgehook.toml",
+            "reloads  2 ok, 1 failed; last good reload 2025-01-01T00:00:00Z",
+            "last reload failed: edgehook.toml:3:1: unknown field `x` (+1 more line(s); see --json)",
+            "queue    2.0 KiB of 1.0 GiB (0.0%); 3 pending, 1 dead",
+            "ENDPOINT  STATE                  PENDING  IN FLIGHT  DEAD  OLDEST  LAST ERROR",
+            "spark     offline, probe in 12s  2",
+            "old       orphaned",
+            "1d1h",
+            "spark's upstream clock is 7m00s behind this host",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+    }
+}
