@@ -198,6 +198,20 @@ async fn reload(
     }
     let workers = deliver::prepare(&new, &runtime.store)?;
     let (o, n) = (&old.ingest, &new.ingest);
+    // New permissions for sockets that stay where they are, before anything is swapped: a
+    // failure here (e.g. a group that does not exist) must refuse the whole reload.
+    if (n.socket_mode, &n.socket_group) != (o.socket_mode, &o.socket_group) {
+        let mut unmoved = Vec::new();
+        if n.socket == o.socket {
+            unmoved.push((&n.socket, "ingest.socket"));
+        }
+        if let (Some(path), true) = (&n.lines_socket, n.lines_socket == o.lines_socket) {
+            unmoved.push((path, "ingest.lines_socket"));
+        }
+        for (path, key) in unmoved {
+            ingest::peer::set_access(path, n.socket_mode, n.socket_group.as_deref(), key)?;
+        }
+    }
     let new_http = if n.socket != o.socket {
         Some(bind_http(n).await?)
     } else {
@@ -216,27 +230,10 @@ async fn reload(
             Some(spawn_http(listener, n, ingest, tracker)),
             http,
         );
-    } else if (n.socket_mode, &n.socket_group) != (o.socket_mode, &o.socket_group) {
-        ingest::peer::set_access(
-            &n.socket,
-            n.socket_mode,
-            n.socket_group.as_deref(),
-            "ingest.socket",
-        )?;
     }
     if let Some(listener) = new_lines {
         let served = listener.map(|(path, l)| spawn_lines(path, l, ingest, tracker));
         replace(lines.take(), served, lines);
-    } else if let (Some(path), true) = (
-        &n.lines_socket,
-        (n.socket_mode, &n.socket_group) != (o.socket_mode, &o.socket_group),
-    ) {
-        ingest::peer::set_access(
-            path,
-            n.socket_mode,
-            n.socket_group.as_deref(),
-            "ingest.lines_socket",
-        )?;
     }
     runtime.store.configure(new.queue.clone()).await?;
     dispatcher.replace(workers).await;

@@ -92,6 +92,7 @@ fn status_and_endpoints_show_the_daemon_and_each_endpoint() {
     let d = with_endpoint(&up, |e| e);
     assert_eq!(d.post_event(&event("Test.a", "s-1", "{}")).status, 202);
     up.wait_for(1);
+    wait_db(&d, "the delivery is recorded", |d| pending(d) == 0);
 
     let text = ok(&d, &["status"]);
     for needle in [
@@ -633,4 +634,72 @@ fn man_page_and_completions_are_generated_from_the_cli() {
         assert!(read("_edgehook").contains("#compdef edgehook"));
         assert!(read("edgehook.fish").contains("complete -c edgehook"));
     }
+}
+
+/// `edgehook ARGS… --admin-socket S` on a pseudo-terminal (util-linux `script`), fed
+/// `input`; its output (the terminal's, so `\r\n` line ends), or `None` without `script`.
+fn on_terminal(d: &TestDaemon, args: &str, input: &str, env: &[(&str, &str)]) -> Option<String> {
+    if !Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("note: util-linux `script` not found; skipping the terminal check");
+        return None;
+    }
+    let line = format!(
+        "{} {args} --admin-socket {}",
+        env!("CARGO_BIN_EXE_edgehook"),
+        admin_socket(d).display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting script");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn terminal_gets_colour_and_purge_asks_first() {
+    let up = Upstream::start();
+    up.receiver.set_response(400).unwrap();
+    let d = with_endpoint(&up, |e| e);
+    assert_eq!(d.post_event(&event("Test.tty", "t-1", "{}")).status, 202);
+    wait_db(&d, "a dead letter", |d| dead_count(d) == 1);
+
+    let Some(text) = on_terminal(&d, "status", "", &[]) else {
+        return;
+    };
+    assert!(text.contains("\x1b[1mENDPOINT\x1b[0m"), "{text:?}");
+    let plain = on_terminal(&d, "status", "", &[("NO_COLOR", "1")]).unwrap();
+    assert!(
+        plain.contains("ENDPOINT") && !plain.contains('\x1b'),
+        "{plain:?}"
+    );
+
+    let no = on_terminal(&d, "dead purge", "n\n", &[]).unwrap();
+    assert!(
+        no.contains("Purge 1 dead letter(s)? They are deleted for good. [y/N]"),
+        "{no:?}"
+    );
+    assert!(
+        no.contains("purge cancelled; nothing was deleted"),
+        "{no:?}"
+    );
+    assert_eq!(dead_count(&d), 1);
+    let yes = on_terminal(&d, "dead purge", "y\n", &[]).unwrap();
+    assert!(yes.contains("purged 1 dead letter(s)"), "{yes:?}");
+    assert_eq!(dead_count(&d), 0);
 }

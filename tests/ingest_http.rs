@@ -269,12 +269,22 @@ fn storage_failure_is_503_with_retry_after_and_recovers() {
         r.header("retry-after").is_some(),
         "503 has Retry-After: {r:?}"
     );
+    let h = d.health();
+    assert_eq!(h.status, 503, "health reports the failing storage: {h:?}");
+    assert!(
+        h.json["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("storage is failing"),
+        "{h:?}"
+    );
     db.execute_batch("ROLLBACK").unwrap();
     drop(db);
 
     let r = d.post_event(&event("Test.x", "locked-out", "{}"));
     assert_eq!(r.status, 202, "recovers once the lock is gone: {r:?}");
     assert_eq!(d.events_with_id("locked-out"), 1);
+    assert_eq!(d.health().status, 200, "health recovers with the storage");
 }
 
 /// Shutting down: requests in flight when SIGTERM arrives are answered 503 (their bodies

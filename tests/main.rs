@@ -21,6 +21,12 @@ mod deliver_crash;
 mod deliver_offline;
 // Retry rules: 5xx retried with the same id, Retry-After, permanent 400, 410 Gone held.
 mod deliver_retry;
+// CONNECT proxy (configured and HTTPS_PROXY/NO_PROXY), rate_limit, order_key under failure.
+mod deliver_routing;
+// Signature schemes recomputed independently (ring, Python standardwebhooks); gzip.
+mod deliver_signing;
+// TLS options (mTLS, roots, min_version), plain http, redirects, check-config positions.
+mod deliver_tls;
 // The wire: body bytes, headers, auth, signatures; delivered events leave the queue.
 mod deliver_wire;
 // Many concurrent clients share fsyncs (counted with strace).
@@ -35,6 +41,8 @@ mod lifecycle;
 mod interop;
 // `edgehook send` with --data as text, @file and stdin.
 mod send_cli;
+// Hot reload: file edits, rename-over, rotated secrets, SIGHUP, refusals, 20 under load.
+mod reload;
 // Socket files and peers: SO_PEERCRED rejection, stale socket, second instance.
 mod sockets;
 // As systemd drives it: passed sockets, watchdog pings (and a wedged writer), log formats.

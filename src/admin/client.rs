@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Value};
 
-use super::render::{age, cell, size, state_color, truncate, Color, Style, Table};
+use super::render::{age, cell, shorten, size, state_color, truncate, Color, Style, Table};
 use crate::cli::{AdminArgs, DeadAction, DeadArgs, DeadSelect, EndpointArg, ReadArgs, WakeArgs};
 use crate::config;
 
@@ -388,8 +388,13 @@ fn format_status(v: &Value, style: Style) -> String {
     let _ = writeln!(out, "config   {}", str_of(&v["config"]["path"]));
     let r = &v["reloads"];
     let mut reloads = format!("{} ok, {} failed", num(&r["ok"]), num(&r["failed"]));
-    if let Some(at) = r["last_ok_at"].as_str() {
-        let _ = write!(reloads, "; last good reload {at}");
+    match r["last_ok_at"].as_str() {
+        Some(at) => {
+            let _ = write!(reloads, "; last good reload {at}");
+        }
+        None => {
+            let _ = write!(reloads, "; config as loaded at start");
+        }
     }
     let _ = writeln!(out, "reloads  {reloads}");
     if let Some(err) = r["last_error"].as_str() {
@@ -453,7 +458,7 @@ fn format_status(v: &Value, style: Style) -> String {
             ),
             cell(age_of(&e["oldest_pending_age_secs"])),
             cell(match e["last_error"].as_str() {
-                Some(err) => truncate(err, ERROR_WIDTH),
+                Some(err) => shorten(err, ERROR_WIDTH),
                 None if state == "orphaned" => "not in the config; re-add it or purge".into(),
                 None => "-".into(),
             }),
@@ -519,7 +524,7 @@ fn format_dead(v: &Value, style: Style) -> String {
             cell(num(&d["last_status"])),
             cell(str_of(&d["updated_at"])),
             (str_of(&d["dead_reason"]).to_string(), Some(Color::Red)),
-            cell(truncate(str_of(&d["last_error"]), ERROR_WIDTH)),
+            cell(shorten(str_of(&d["last_error"]), ERROR_WIDTH)),
         ]);
     }
     let mut out = t.render(style);

@@ -153,6 +153,22 @@ pub fn truncate(text: &str, max: usize) -> String {
     cut
 }
 
+/// At most `max` characters, cut in the middle (`…`), so both the start of an error
+/// chain and its root cause (at the end: "Connection refused") stay visible.
+pub fn shorten(text: &str, max: usize) -> String {
+    let one_line = text.replace(['\n', '\r'], " ");
+    let chars: Vec<char> = one_line.chars().collect();
+    if chars.len() <= max {
+        return one_line;
+    }
+    let head = max.saturating_sub(1) * 2 / 5;
+    let tail = max.saturating_sub(1) - head;
+    let mut out: String = chars[..head].iter().collect();
+    out.push('…');
+    out.extend(&chars[chars.len() - tail..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +200,20 @@ mod tests {
         );
         let colored = t.render(Style { color: true });
         assert!(colored.contains("\x1b[32monline\x1b[0m"), "{colored:?}");
+    }
+
+    #[test]
+    fn shortens_in_the_middle() {
+        let err =
+            "connect: client error (Connect): tcp connect error: Connection refused (os error 111)";
+        let short = shorten(err, 60);
+        assert_eq!(short.chars().count(), 60);
+        assert!(short.starts_with("connect: client error"), "{short}");
+        assert!(
+            short.ends_with("Connection refused (os error 111)"),
+            "{short}"
+        );
+        assert_eq!(shorten("short", 60), "short");
     }
 
     #[test]

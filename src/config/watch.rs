@@ -33,9 +33,13 @@ pub struct Reload {
 }
 
 /// Watches `files` (by their directories) until dropped; changes send a [`Reload`].
+///
+/// Dropping it stops the watch but not a pending debounce: a change seen in the last
+/// [`DEBOUNCE`] still sends its [`Reload`] (at once, as the watcher's channel closes).
+/// The daemon replaces its watch after every reload; a change made while that reload ran
+/// must not be forgotten with the old watch.
 pub struct FileWatch {
     _watcher: RecommendedWatcher,
-    _debounce: tokio::task::JoinHandle<()>,
 }
 
 impl FileWatch {
@@ -70,7 +74,8 @@ impl FileWatch {
                 warn!(dir = %dir.display(), error = %err, "Cannot watch for config changes; SIGHUP and `edgehook reload` still work.");
             }
         }
-        let debounce = tokio::spawn(async move {
+        // Ends by itself once the watcher (holding `raw_tx`) is dropped.
+        tokio::spawn(async move {
             while raw_rx.recv().await.is_some() {
                 while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, raw_rx.recv()).await {}
                 debug!("Config or secret file changed on disk.");
@@ -86,16 +91,7 @@ impl FileWatch {
                 }
             }
         });
-        Ok(FileWatch {
-            _watcher: watcher,
-            _debounce: debounce,
-        })
-    }
-}
-
-impl Drop for FileWatch {
-    fn drop(&mut self) {
-        self._debounce.abort();
+        Ok(FileWatch { _watcher: watcher })
     }
 }
 

@@ -146,7 +146,7 @@ impl Worker {
                     }
                 }
                 Some(control) = controls.recv() => me.control(&mut st, control),
-                _ = inserted.changed() => {}
+                Ok(()) = inserted.changed() => {}
                 _ = tokio::time::sleep_until(wake.into()) => {}
             }
         }

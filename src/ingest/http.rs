@@ -118,11 +118,8 @@ async fn handle(req: Request<Incoming>, ingest: &Ingest, peer: Peer) -> Response
 }
 
 fn health(ingest: &Ingest) -> Response<Body> {
-    if ingest.is_shutting_down() {
-        let mut r = json_response(
-            503,
-            json!({"status": "unavailable", "reason": "shutting down"}),
-        );
+    if let Some(reason) = ingest.unhealthy() {
+        let mut r = json_response(503, json!({"status": "unavailable", "reason": reason}));
         r.headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from_static("5"));
         return r;

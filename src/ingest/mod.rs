@@ -135,6 +135,16 @@ impl Ingest {
         self.shutting_down.load(Ordering::SeqCst)
     }
 
+    /// Why ingest cannot accept events right now (shutting down, storage failing), if so.
+    pub fn unhealthy(&self) -> Option<String> {
+        if self.is_shutting_down() {
+            return Some("shutting down".into());
+        }
+        self.store
+            .failure()
+            .map(|e| format!("storage is failing: {e}"))
+    }
+
     /// Parse and route one event's bytes against the current config.
     pub fn prepare(&self, bytes: &[u8], peer: Peer) -> Prepared {
         let config = self.config.load();

@@ -55,11 +55,10 @@ pub async fn bind(
     Ok(listener)
 }
 
-/// Give the socket file `path` permission bits `mode` and, if set, group `group`.
+/// Give the socket file `path` permission bits `mode` and, if set, group `group`. The group
+/// goes first: when it cannot be set (unknown, not ours to give) the file is left as it was.
 pub fn set_access(path: &Path, mode: u32, group: Option<&str>, what: &str) -> anyhow::Result<()> {
     let shown = path.display();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("cannot set mode {mode:o} on {shown}"))?;
     if let Some(group) = group {
         let gid = nix::unistd::Group::from_name(group)
             .with_context(|| format!("cannot look up group {group:?} for {what}"))?
@@ -70,6 +69,8 @@ pub fn set_access(path: &Path, mode: u32, group: Option<&str>, what: &str) -> an
         nix::unistd::chown(path, None, Some(gid))
             .with_context(|| format!("cannot give {shown} to group {group:?}"))?;
     }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set mode {mode:o} on {shown}"))?;
     Ok(())
 }
 

@@ -86,6 +86,8 @@ struct Inner {
     inserted: tokio::sync::watch::Receiver<u64>,
     /// Queue bytes as of the writer's last commit.
     bytes: Arc<AtomicU64>,
+    /// Set by the writer while storage fails (disk full, I/O error).
+    failing: Arc<Mutex<Option<String>>>,
 }
 
 impl Store {
@@ -101,6 +103,7 @@ impl Store {
         let reader = open_connection(path, queue.durability)?;
         let admin_reader = open_connection(path, queue.durability)?;
         let bytes = state.published_bytes();
+        let failing = state.failing();
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let thread = std::thread::Builder::new()
             .name("edgehook-store".into())
@@ -114,8 +117,19 @@ impl Store {
                 thread: Mutex::new(Some(thread)),
                 inserted,
                 bytes,
+                failing,
             }),
         })
+    }
+
+    /// Why storage is failing right now (the last commit's error), or `None` when healthy.
+    /// Clears by itself once a commit succeeds again (e.g. disk space returned).
+    pub fn failure(&self) -> Option<String> {
+        self.inner
+            .failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn path(&self) -> &Path {

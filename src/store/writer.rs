@@ -72,6 +72,8 @@ pub(super) struct State {
     inserted: tokio::sync::watch::Sender<u64>,
     /// `bytes` as of the last commit, for status and metrics.
     published: Arc<AtomicU64>,
+    /// Why storage is failing (last group's error), `None` while healthy; for health checks.
+    failing: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl State {
@@ -91,12 +93,17 @@ impl State {
             last_insert_ms: 0,
             inserted,
             published: Arc::new(AtomicU64::new(bytes as u64)),
+            failing: Arc::default(),
         })
     }
 
     /// The queue size in bytes as of the last commit, kept current by the writer.
     pub(super) fn published_bytes(&self) -> Arc<AtomicU64> {
         self.published.clone()
+    }
+
+    pub(super) fn failing(&self) -> Arc<std::sync::Mutex<Option<String>>> {
+        self.failing.clone()
     }
 }
 
@@ -114,6 +121,25 @@ enum Pending {
 }
 
 impl Pending {
+    /// A storage failure this answer carries, if any (not a full queue: that is a policy).
+    fn failure(&self) -> Option<&str> {
+        fn unavailable(e: &StoreError) -> Option<&str> {
+            match e {
+                StoreError::Unavailable(m) => Some(m.as_str()),
+                _ => None,
+            }
+        }
+        match self {
+            Pending::Insert(_, Err(e)) => unavailable(e),
+            Pending::Insert(_, Ok(results)) => results
+                .iter()
+                .find_map(|r| r.as_ref().err().and_then(unavailable)),
+            Pending::Done(_, Err(e)) => unavailable(e),
+            Pending::Count(_, Err(e)) => unavailable(e),
+            _ => None,
+        }
+    }
+
     fn send(self, commit: Result<(), &StoreError>) {
         match self {
             Pending::Insert(reply, result) => {
@@ -215,6 +241,11 @@ fn apply_group(conn: &mut Connection, state: &mut State, group: Vec<Command>) {
         state.bytes = bytes_before;
     }
     state.published.store(state.bytes, Ordering::Relaxed);
+    let failure = match &commit {
+        Err(e) => Some(e.to_string()),
+        Ok(()) => pending.iter().find_map(Pending::failure).map(str::to_owned),
+    };
+    *state.failing.lock().unwrap_or_else(|p| p.into_inner()) = failure;
     if commit.is_ok()
         && (requeued
             || pending
