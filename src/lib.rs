@@ -35,6 +35,7 @@ pub mod event;
 pub mod ingest;
 pub mod logging;
 pub mod metrics;
+pub mod reply;
 pub mod send;
 pub mod shutdown;
 pub mod sign;

@@ -1,7 +1,9 @@
 //! Hot reload (SPEC §7, issue 5): edits on disk (in place, rename-over, a rotated `file:`
 //! secret), `SIGHUP` and `edgehook reload` apply a new config to the running process; a
-//! broken or refused config changes nothing; a removed endpoint's backlog waits for its
-//! return; socket paths are re-bound; and 20 reloads under load lose or double nothing.
+//! broken or refused config changes nothing (not even when it fails at the socket step);
+//! a removed endpoint's backlog waits for its return; socket paths are re-bound; an edit
+//! saved during a reload is not forgotten; and 20 reloads under load lose or double
+//! nothing.
 //!
 //! Every reload is awaited through the `RELOADING=1` → `READY=1` datagrams the daemon sends
 //! to `NOTIFY_SOCKET` (systemd's `Type=notify-reload` protocol), never a sleep; edits are
@@ -581,8 +583,8 @@ fn twenty_reloads_under_load_lose_and_double_nothing() {
     );
 }
 
-/// A plain-HTTP upstream that holds the first request's answer until released (an
-/// in-flight delivery a reload must wait for), then answers every request 200 at once.
+/// A plain-HTTP upstream for one request whose answer (200) it holds until released: an
+/// in-flight delivery that a reload has to wait for.
 struct HeldUpstream {
     url: String,
     arrived: std::sync::mpsc::Receiver<()>,
@@ -596,25 +598,21 @@ impl HeldUpstream {
         let (arrived_tx, arrived) = std::sync::mpsc::channel();
         let (release, release_rx) = std::sync::mpsc::channel::<()>();
         std::thread::spawn(move || {
-            let mut first = true;
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let mut buf = [0u8; 64 * 1024];
-                // One request per connection is all this test sends before the release.
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match std::io::Read::read(&mut stream, &mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
-                    }
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut head = Vec::new();
+            let mut chunk = [0u8; 16 * 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match std::io::Read::read(&mut stream, &mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&chunk[..n]),
                 }
-                if std::mem::take(&mut first) {
-                    let _ = arrived_tx.send(());
-                    let _ = release_rx.recv();
-                }
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                );
             }
+            let _ = arrived_tx.send(());
+            let _ = release_rx.recv();
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
         });
         HeldUpstream {
             url,
@@ -624,6 +622,8 @@ impl HeldUpstream {
     }
 }
 
+/// A reload replaces the workers only after their in-flight deliveries finish, and the
+/// file watch after that: an edit saved meanwhile must still get its own reload.
 #[test]
 fn edit_made_while_a_reload_waits_is_applied_after_it() {
     let held = HeldUpstream::start();
@@ -649,6 +649,7 @@ fn edit_made_while_a_reload_waits_is_applied_after_it() {
     let with_a = format!("{base}{}", Endpoint::new("a", &up.url("/a"), &ca).toml());
     write_atomic(&d.config, &with_a);
     d.wait_notify("RELOADING=1");
+    // The routing answer is the signal that reload 1 has read the file and swapped.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let r = d.post_event(&event("Test.probe", "probe", "{}"));
@@ -669,6 +670,7 @@ fn edit_made_while_a_reload_waits_is_applied_after_it() {
     assert_eq!(r.json["endpoints"], serde_json::json!(["a", "b"]), "{r:?}");
 }
 
+/// A reload refused at its last fallible step (socket permissions) applies nothing either.
 #[test]
 fn reload_failing_at_the_socket_changes_nothing() {
     let up = Upstream::start();

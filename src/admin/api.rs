@@ -20,8 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Request, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -30,8 +30,8 @@ use super::Ctx;
 use crate::config::watch::{Reload, Trigger};
 use crate::config::{Config, WhenFull};
 use crate::deliver::status::{Control, State, Status};
-use crate::ingest::ApiError;
 use crate::metrics;
+use crate::reply::{error, json, not_allowed, ApiError};
 use crate::store::admin::{DeadFilter, EndpointCounts};
 use crate::store::now_ms;
 
@@ -556,28 +556,5 @@ fn rfc3339_ms(ms: i64) -> String {
 }
 
 fn ok(body: Value) -> Reply {
-    json_response(200, &body)
-}
-
-fn not_allowed(allow: &'static str) -> Reply {
-    let mut r = error(&ApiError::new(
-        405,
-        "method_not_allowed",
-        format!("use {allow} on this resource"),
-    ));
-    r.headers_mut()
-        .insert(ALLOW, HeaderValue::from_static(allow));
-    r
-}
-
-fn error(e: &ApiError) -> Reply {
-    json_response(e.status, &json!({"error": e.body()}))
-}
-
-fn json_response(status: u16, body: &Value) -> Reply {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
+    json(200, &body)
 }

@@ -11,12 +11,11 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::server::conn::http1;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
@@ -26,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::{peer, Accepted, ApiError, Ingest, Prepared};
+use crate::reply::{error, json, not_allowed, Body};
 use crate::store::Peer;
 
 /// Time a client gets to send its request headers, and to start its next request on a
@@ -39,8 +39,6 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// How long open connections get to finish their request once shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-type Body = Full<Bytes>;
-
 /// Serve the HTTP protocol on `listener` until `shutdown` fires, then let open requests finish.
 pub async fn run(listener: UnixListener, ingest: Arc<Ingest>, shutdown: CancellationToken) {
     let max_connections = ingest.config().ingest.max_connections;
@@ -52,22 +50,9 @@ pub async fn run(listener: UnixListener, ingest: Arc<Ingest>, shutdown: Cancella
         .header_read_timeout(HEADER_TIMEOUT)
         .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true);
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            permit = slots.clone().acquire_owned() => permit.expect("semaphore never closed"),
-        };
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(err) => {
-                    warn!(error = %err, "Accepting an ingest connection failed.");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some((stream, permit)) =
+        peer::next_client(&listener, &slots, &shutdown, "ingest.socket").await
+    {
         let Ok(peer) = peer::credentials(&stream) else {
             continue;
         };
@@ -119,12 +104,12 @@ async fn handle(req: Request<Incoming>, ingest: &Ingest, peer: Peer) -> Response
 
 fn health(ingest: &Ingest) -> Response<Body> {
     if let Some(reason) = ingest.unhealthy() {
-        let mut r = json_response(503, json!({"status": "unavailable", "reason": reason}));
+        let mut r = json(503, &json!({"status": "unavailable", "reason": reason}));
         r.headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from_static("5"));
         return r;
     }
-    json_response(200, json!({"status": "ok"}))
+    json(200, &json!({"status": "ok"}))
 }
 
 enum Kind {
@@ -195,9 +180,9 @@ async fn events(
 
 fn single_reply(a: &Accepted) -> Response<Body> {
     if a.duplicate {
-        json_response(200, json!({"id": a.id, "duplicate": true}))
+        json(200, &json!({"id": a.id, "duplicate": true}))
     } else {
-        json_response(202, json!({"id": a.id, "endpoints": a.endpoints}))
+        json(202, &json!({"id": a.id, "endpoints": a.endpoints}))
     }
 }
 
@@ -239,7 +224,7 @@ async fn batch(body: &[u8], ingest: &Ingest, peer: Peer) -> Result<Response<Body
     if !duplicates.is_empty() {
         reply["duplicates"] = json!(duplicates);
     }
-    Ok(json_response(202, reply))
+    Ok(json(202, &reply))
 }
 
 /// One error for a batch with bad lines: every line number, nothing stored.
@@ -296,31 +281,4 @@ fn media_kind(value: Option<&HeaderValue>) -> Result<Kind, ApiError> {
             ),
         )),
     }
-}
-
-fn not_allowed(allow: &'static str) -> Response<Body> {
-    let mut r = error(&ApiError::new(
-        405,
-        "method_not_allowed",
-        format!("use {allow} on this resource"),
-    ));
-    r.headers_mut()
-        .insert(ALLOW, HeaderValue::from_static(allow));
-    r
-}
-
-fn error(e: &ApiError) -> Response<Body> {
-    let mut r = json_response(e.status, json!({"error": e.body()}));
-    if let Some(secs) = e.retry_after {
-        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
-    }
-    r
-}
-
-fn json_response(status: u16, body: serde_json::Value) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
 }

@@ -8,7 +8,6 @@
 //! one fsync among them, and order is kept because one connection commits sequentially.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use serde_json::json;
@@ -16,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::{peer, Accepted, ApiError, Ingest, Prepared};
 use crate::store::Peer;
@@ -36,22 +35,9 @@ enum Line {
 /// Serve the line protocol on `listener` until `shutdown` fires.
 pub async fn run(listener: UnixListener, ingest: Arc<Ingest>, shutdown: CancellationToken) {
     let slots = Arc::new(Semaphore::new(ingest.config().ingest.max_connections));
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            permit = slots.clone().acquire_owned() => permit.expect("semaphore never closed"),
-        };
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(err) => {
-                    warn!(error = %err, "Accepting a line-socket connection failed.");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some((stream, permit)) =
+        peer::next_client(&listener, &slots, &shutdown, "ingest.lines_socket").await
+    {
         let ingest = ingest.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {

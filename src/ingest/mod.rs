@@ -14,57 +14,14 @@ mod route;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use serde_json::json;
-
 use crate::config::Shared;
 use crate::event::{Event, EventError};
 use crate::metrics::Received;
 use crate::store::{Inserted, NewEvent, Peer, Store, StoreError};
 
+pub use crate::reply::ApiError;
+use crate::reply::RETRY_AFTER_SECS;
 pub use route::route;
-
-/// Seconds a client is told to wait (`Retry-After`) when the queue is full or failing.
-const RETRY_AFTER_SECS: u64 = 5;
-
-/// An error answer, shared by both protocols: HTTP status, stable code, human message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-    pub retry_after: Option<u64>,
-}
-
-impl ApiError {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-
-    pub fn too_large(what: &str, limit: usize, key: &str) -> Self {
-        ApiError::new(
-            413,
-            "too_large",
-            format!("{what} is larger than {limit} bytes ({key}); split it or raise {key}"),
-        )
-    }
-
-    pub fn unavailable(message: impl Into<String>) -> Self {
-        ApiError {
-            retry_after: Some(RETRY_AFTER_SECS),
-            ..ApiError::new(503, "unavailable", message)
-        }
-    }
-
-    /// `{"code":…,"message":…}`: the inside of an error reply.
-    pub fn body(&self) -> serde_json::Value {
-        json!({"code": self.code, "message": self.message})
-    }
-}
 
 impl From<EventError> for ApiError {
     fn from(e: EventError) -> Self {

@@ -6,8 +6,13 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::{bail, Context};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::{UnixListener, UnixStream};
-use tracing::info;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
 use crate::store::Peer;
 
@@ -72,6 +77,35 @@ pub fn set_access(path: &Path, mode: u32, group: Option<&str>, what: &str) -> an
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("cannot set mode {mode:o} on {shown}"))?;
     Ok(())
+}
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) so the loop doesn't spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// The next client within the connection limit (`slots`), or `None` once `cancel` fires.
+/// While every slot is taken, new clients wait in the kernel's listen backlog.
+pub async fn next_client(
+    listener: &UnixListener,
+    slots: &Arc<Semaphore>,
+    cancel: &CancellationToken,
+    what: &str,
+) -> Option<(UnixStream, OwnedSemaphorePermit)> {
+    loop {
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => return None,
+            permit = slots.clone().acquire_owned() => permit.ok()?,
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return None,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => return Some((stream, permit)),
+                Err(err) => {
+                    warn!(socket = what, error = %err, "Accepting a connection failed.");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                }
+            },
+        }
+    }
 }
 
 /// The client's uid, gid and pid, from `SO_PEERCRED`.

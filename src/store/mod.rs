@@ -146,22 +146,18 @@ impl Store {
         events: Vec<NewEvent>,
         atomic: bool,
     ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(writer::Command::Insert {
+        self.call(|reply| writer::Command::Insert {
             events,
             atomic,
             reply,
         })
-        .await?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        .await?
     }
 
     /// Record delivery outcomes; answers after they are committed (batched with others).
     pub async fn complete(&self, updates: Vec<deliveries::Update>) -> Result<(), StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(writer::Command::Complete { updates, reply })
-            .await?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.call(|reply| writer::Command::Complete { updates, reply })
+            .await?
     }
 
     /// Hold an endpoint (`Some((state, reason))`, e.g. `gone`) or release it (`None`).
@@ -170,15 +166,13 @@ impl Store {
         endpoint: &str,
         hold: Option<(&str, &str)>,
     ) -> Result<(), StoreError> {
-        let (reply, rx) = oneshot::channel();
         let hold = hold.map(|(s, r)| (s.to_string(), r.to_string()));
-        self.send(writer::Command::SetHold {
+        self.call(|reply| writer::Command::SetHold {
             endpoint: endpoint.to_string(),
             hold,
             reply,
         })
-        .await?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        .await?
     }
 
     /// A receiver that changes after every commit that stored new events.
@@ -195,11 +189,7 @@ impl Store {
     /// committed the group it joined. Fails when no answer comes within `timeout` (a wedged
     /// writer or a dead disk) or the store is closed. The systemd watchdog calls it.
     pub async fn ping(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
-        let round_trip = async {
-            let (reply, rx) = oneshot::channel();
-            self.send(writer::Command::Ping(reply)).await?;
-            rx.await.map_err(|_| StoreError::Closed)?
-        };
+        let round_trip = async { self.call(writer::Command::Ping).await? };
         tokio::time::timeout(timeout, round_trip)
             .await
             .unwrap_or_else(|_| {
@@ -221,13 +211,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = inner.reader.lock().unwrap_or_else(|p| p.into_inner());
-            f(&conn).map_err(|e| StoreError::Unavailable(e.to_string()))
-        })
-        .await
-        .map_err(|_| StoreError::Closed)?
+        self.query(|inner| &inner.reader, f).await
     }
 
     /// The queue's size in bytes (sum of stored events), as of the last commit.
@@ -241,9 +225,21 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        self.query(|inner| &inner.admin_reader, f).await
+    }
+
+    async fn query<T, F>(
+        &self,
+        conn: fn(&Inner) -> &Mutex<Connection>,
+        f: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = inner.admin_reader.lock().unwrap_or_else(|p| p.into_inner());
+            let conn = conn(&inner).lock().unwrap_or_else(|p| p.into_inner());
             f(&conn).map_err(|e| StoreError::Unavailable(e.to_string()))
         })
         .await
@@ -274,10 +270,8 @@ impl Store {
         if seqs.is_empty() {
             return Ok(0);
         }
-        let (reply, rx) = oneshot::channel();
-        self.send(writer::Command::RetryDead { seqs, reply })
-            .await?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.call(|reply| writer::Command::RetryDead { seqs, reply })
+            .await?
     }
 
     /// Delete the dead letters matching `filter` (and events nothing else needs).
@@ -289,10 +283,8 @@ impl Store {
         if seqs.is_empty() {
             return Ok(0);
         }
-        let (reply, rx) = oneshot::channel();
-        self.send(writer::Command::PurgeDead { seqs, reply })
-            .await?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.call(|reply| writer::Command::PurgeDead { seqs, reply })
+            .await?
     }
 
     /// Persisted endpoint holds (`paused`, `gone`), by endpoint.
@@ -313,6 +305,16 @@ impl Store {
         if let Some(thread) = thread {
             let _ = thread.join();
         }
+    }
+
+    /// Send a command that answers through a oneshot, and wait for the answer.
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> writer::Command,
+    ) -> Result<T, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(make(reply)).await?;
+        rx.await.map_err(|_| StoreError::Closed)
     }
 
     async fn send(&self, cmd: writer::Command) -> Result<(), StoreError> {
