@@ -33,8 +33,15 @@ use crate::ingest::{self, Ingest};
 use crate::store::Store;
 use crate::{logging, systemd};
 
-/// How often expired dedupe entries are pruned and old rows expired.
+/// How often expired dedupe entries are pruned and old rows expired, at most: often
+/// enough that nobody waits for it, rarely enough to cost nothing on a big queue. Shorter
+/// `queue.max_age` or `keep_delivered` make it shorter ([`maintenance_interval`]).
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+/// The shortest maintenance interval: each run is one short write transaction.
+const MIN_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
+/// While storage fails (disk full), how often a one-page probe write checks whether it
+/// works again, so health and ingest recover by themselves within about this time.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// Reload requests that may wait while one is applied.
 const RELOAD_QUEUE: usize = 16;
 
@@ -72,6 +79,7 @@ pub async fn run(
     on_ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
     log_warnings(&config);
+    raise_nofile_limit(&config);
     let state_dir = &config.daemon.state_dir;
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("cannot create daemon.state_dir {}", state_dir.display()))?;
@@ -84,7 +92,7 @@ pub async fn run(
     let mut http = Some(serve_http(&config.ingest, &ingest, &tracker).await?);
     let mut lines = serve_lines(&config.ingest, &ingest, &tracker).await?;
     let maintenance = CancellationToken::new();
-    tracker.spawn(maintain(store.clone(), maintenance.clone()));
+    tracker.spawn(maintain(store.clone(), shared.clone(), maintenance.clone()));
     if let Some(timeout) = systemd::watchdog_timeout() {
         tracker.spawn(watchdog(store.clone(), timeout, maintenance.clone()));
     }
@@ -350,6 +358,38 @@ fn start_watch(config: &Config, tx: &mpsc::Sender<Reload>) -> Option<FileWatch> 
     }
 }
 
+/// Descriptors the daemon needs besides client and upstream connections: the queue
+/// database (three connections, each with the db, WAL and shm files), listening sockets,
+/// the config watch, the runtime's own; with a wide margin.
+const BASE_FDS: u64 = 128;
+
+/// Raise the soft open-files limit to the hard one, and warn if even that is below what
+/// the config may use (each ingest connection, up to `max_connections` per socket, and
+/// each upstream connection is a descriptor). systemd starts services with a soft limit
+/// of 1024 (for `select()`'s sake) and a high hard limit that programs needing more are
+/// meant to raise to themselves; without this, 1024 clients alone exhaust the default.
+fn raise_nofile_limit(config: &Config) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let mut limit = soft;
+    if soft < hard {
+        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => limit = hard,
+            Err(err) => {
+                warn!(soft, hard, error = %err, "Cannot raise the open-files limit to the hard limit.")
+            }
+        }
+    }
+    let sockets = 1 + u64::from(config.ingest.lines_socket.is_some());
+    let upstream: u64 = config.endpoints.iter().map(|e| e.concurrency as u64).sum();
+    let need = sockets * config.ingest.max_connections as u64 + upstream + BASE_FDS;
+    if limit < need {
+        warn!(limit, need, "The open-files limit is below what ingest.max_connections and the endpoints' concurrency may use; clients may be refused. Raise LimitNOFILE= or lower ingest.max_connections.");
+    }
+}
+
 fn log_warnings(config: &Config) {
     for warning in &config.warnings {
         warn!(config = %config.path.display(), "{warning}");
@@ -365,15 +405,42 @@ fn summary(config: &Config) -> String {
     )
 }
 
-async fn maintain(store: Store, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+/// How often housekeeping runs for `queue`: [`MAINTENANCE_INTERVAL`], or half of
+/// `max_age` / `keep_delivered` when that is shorter (so a row expires at most half its
+/// limit late), but never more often than [`MIN_MAINTENANCE_INTERVAL`].
+pub fn maintenance_interval(queue: &config::QueueConfig) -> Duration {
+    let limits = [queue.max_age, Some(queue.keep_delivered)];
+    limits
+        .into_iter()
+        .flatten()
+        .filter(|d| !d.is_zero())
+        .map(|d| d / 2)
+        .fold(MAINTENANCE_INTERVAL, Duration::min)
+        .max(MIN_MAINTENANCE_INTERVAL)
+}
+
+/// Housekeeping on [`maintenance_interval`] of the current config; while storage fails,
+/// also a probe write every [`PROBE_INTERVAL`] so the failure clears once it works again.
+async fn maintain(store: Store, config: Shared, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(PROBE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tick.tick() => {
-                if store.maintain().await.is_err() {
-                    return;
-                }
+            _ = tick.tick() => {}
+        }
+        // A failed probe needs no handling here: the writer logged it and health says so.
+        if store.failure().is_some()
+            && matches!(store.probe().await, Err(crate::store::StoreError::Closed))
+        {
+            return;
+        }
+        let every = maintenance_interval(&config.load().queue);
+        if last.is_none_or(|at| at.elapsed() >= every) {
+            last = Some(tokio::time::Instant::now());
+            if store.maintain().await.is_err() {
+                return;
             }
         }
     }
@@ -397,5 +464,32 @@ async fn watchdog(store: Store, timeout: Duration, cancel: CancellationToken) {
                 error!(error = %err, "The queue is not making progress; withholding the systemd watchdog ping.")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(max_age: Option<u64>, keep_delivered: u64) -> config::QueueConfig {
+        config::QueueConfig {
+            durability: config::Durability::Full,
+            max_bytes: 1 << 30,
+            when_full: config::WhenFull::Reject,
+            max_age: max_age.map(Duration::from_secs),
+            dedupe_window: Duration::from_secs(86_400),
+            keep_delivered: Duration::from_secs(keep_delivered),
+        }
+    }
+
+    #[test]
+    fn maintenance_interval_follows_the_shortest_limit() {
+        let secs = |q| maintenance_interval(&q).as_secs_f64();
+        assert_eq!(secs(queue(None, 0)), 60.0, "defaults: once a minute");
+        assert_eq!(secs(queue(Some(30 * 86_400), 0)), 60.0, "30d: no faster");
+        assert_eq!(secs(queue(Some(10), 0)), 5.0, "half of max_age");
+        assert_eq!(secs(queue(Some(10), 4)), 2.0, "half of keep_delivered");
+        assert_eq!(secs(queue(Some(1), 0)), 1.0, "never under a second");
+        assert_eq!(secs(queue(None, 90)), 45.0);
     }
 }

@@ -94,6 +94,8 @@ pub struct Snapshot {
     pub version: String,
     /// `(accepted, duplicate, rejected)`.
     pub received: (u64, u64, u64),
+    /// Events dropped to make room (`queue.when_full = "drop_oldest"`).
+    pub events_dropped: u64,
     pub reloads_ok: u64,
     pub reloads_failed: u64,
     pub queue_bytes: u64,
@@ -150,6 +152,17 @@ pub fn render(s: &Snapshot) -> String {
             n as f64,
         );
     }
+
+    out.family(
+        "edgehook_events_dropped_total",
+        "counter",
+        "Accepted events dropped to make room because the queue was full (queue.when_full = \"drop_oldest\").",
+    );
+    out.sample(
+        "edgehook_events_dropped_total",
+        &[],
+        s.events_dropped as f64,
+    );
 
     out.family(
         "edgehook_reloads_total",
@@ -348,6 +361,7 @@ mod tests {
         let text = render(&Snapshot {
             version: "1.2.3".into(),
             received: (5, 1, 2),
+            events_dropped: 9,
             reloads_ok: 3,
             reloads_failed: 1,
             queue_bytes: 1024,
@@ -377,6 +391,7 @@ mod tests {
             "# TYPE edgehook_events_received_total counter",
             "edgehook_events_received_total{result=\"accepted\"} 5",
             "edgehook_events_received_total{result=\"rejected\"} 2",
+            "edgehook_events_dropped_total 9",
             "edgehook_reloads_total{result=\"failed\"} 1",
             "edgehook_queue_max_bytes 1073741824",
             "edgehook_deliveries_total{endpoint=\"spark\",outcome=\"retried\"} 2",

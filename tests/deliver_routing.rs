@@ -213,18 +213,20 @@ fn rate_limit_holds_over_seconds() {
     let mut at: Vec<_> = got.iter().map(|r| r.at).collect();
     at.sort();
     let secs = |i: usize, j: usize| at[j].duration_since(at[i]).as_secs_f64();
-    // After the burst the bucket refills at RATE/s: measure the rate over the 60
-    // arrivals that followed it (about 3 s).
-    let steady = (EVENTS - RATE) as f64 / secs(RATE - 1, EVENTS - 1);
+    // The bucket starts full (a burst of RATE) and then refills at RATE/s. Over the last
+    // two seconds' worth of arrivals it is empty and every request waits for its token:
+    // that is where the rate is measured.
+    let tail = 2 * RATE;
+    let steady = tail as f64 / secs(EVENTS - 1 - tail, EVENTS - 1);
     assert!(
         (RATE as f64 * 0.9..=RATE as f64 * 1.1).contains(&steady),
-        "after the burst, {steady:.2}/s instead of {RATE}/s ±10%"
+        "{steady:.2}/s over the last {tail} arrivals instead of {RATE}/s ±10%"
     );
-    // And nowhere more than the burst plus what the elapsed time refilled (the token
-    // bucket bound), with 10% and 20 ms of slack for timing noise.
+    // Nowhere more than the burst plus what the elapsed time refilled (the token bucket
+    // bound), with 10% and 100 ms of slack for timestamps taken on a busy machine.
     for i in 0..EVENTS {
         for j in i..EVENTS {
-            let allowed = RATE as f64 + 1.0 + RATE as f64 * 1.1 * (secs(i, j) + 0.02);
+            let allowed = RATE as f64 + 1.0 + RATE as f64 * 1.1 * (secs(i, j) + 0.1);
             assert!(
                 (j - i + 1) as f64 <= allowed,
                 "{} requests within {:.3}s (arrivals {i}..={j}): more than the bucket allows",

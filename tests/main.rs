@@ -47,3 +47,5 @@ mod reload;
 mod sockets;
 // As systemd drives it: passed sockets, watchdog pings (and a wedged writer), log formats.
 mod systemd;
+// Failure handling: queue limits, disk full, corrupt files, hostile clients, power loss.
+mod failures;

@@ -478,6 +478,7 @@ async fn snapshot(ctx: &Ctx) -> Result<metrics::Snapshot, ApiError> {
     Ok(metrics::Snapshot {
         version: env!("CARGO_PKG_VERSION").to_string(),
         received: ctx.received.get(),
+        events_dropped: rt.store.dropped(),
         reloads_ok: reloads.succeeded,
         reloads_failed: reloads.failed,
         queue_bytes: rt.store.queue_bytes(),

@@ -35,7 +35,7 @@ use super::status::{Control, EndpointHandle, State};
 use crate::config::{EndpointConfig, Ordering};
 use crate::sign::Signer;
 use crate::store::deliveries::{self, Due, Outcome, Update};
-use crate::store::{now_ms, Store, StoreError};
+use crate::store::{now_ms, Committed, Store, StoreError};
 
 /// Rows fetched per page; bounds memory per endpoint whatever the backlog.
 const PAGE: usize = 256;
@@ -81,6 +81,11 @@ struct Run {
     probe: Option<i64>,
     bucket: Option<Bucket>,
     tasks: JoinSet<Finished>,
+    /// Finished deliveries whose outcome is not committed yet: their slot is free, but
+    /// they must not be fetched again until the commit lands.
+    settling: HashSet<i64>,
+    /// One task per settling delivery, resolving to its seq once committed.
+    commits: JoinSet<i64>,
 }
 
 /// What an attempt task reports back.
@@ -91,6 +96,7 @@ struct Finished {
     event_id: String,
     result: Attempted,
     outcome: Option<Outcome>,
+    committed: Option<Committed>,
 }
 
 impl Worker {
@@ -134,6 +140,8 @@ impl Worker {
                 .rate_limit
                 .map(|r| Bucket::new(r, Instant::now())),
             tasks: JoinSet::new(),
+            settling: HashSet::new(),
+            commits: JoinSet::new(),
         };
         while !cancel.is_cancelled() {
             let wake = me.fill(&mut st).await;
@@ -145,14 +153,27 @@ impl Worker {
                         me.finished(&mut st, done).await;
                     }
                 }
+                Some(Ok(seq)) = st.commits.join_next() => {
+                    st.settling.remove(&seq);
+                }
                 Some(control) = controls.recv() => me.control(&mut st, control),
                 Ok(()) = inserted.changed() => {}
                 _ = tokio::time::sleep_until(wake.into()) => {}
             }
         }
-        if !st.tasks.is_empty() {
+        if !st.tasks.is_empty() || !st.commits.is_empty() {
             debug!(endpoint = %name, in_flight = st.tasks.len(), "Letting in-flight deliveries finish.");
-            let drain = async { while st.tasks.join_next().await.is_some() {} };
+            let drain = async {
+                while let Some(done) = st.tasks.join_next().await {
+                    if let Ok(Finished {
+                        committed: Some(c), ..
+                    }) = done
+                    {
+                        let _ = c.wait().await;
+                    }
+                }
+                while st.commits.join_next().await.is_some() {}
+            };
             if tokio::time::timeout(grace, drain).await.is_err() {
                 warn!(endpoint = %name, cut = st.tasks.len(),
                     "Shutdown deadline reached; cut-off deliveries stay queued and will be sent again.");
@@ -267,8 +288,10 @@ impl Worker {
         if let (false, Some(last)) = (offline, rows.last()) {
             st.cursor = (last.next_at, last.seq);
         }
-        st.local
-            .extend(rows.into_iter().filter(|d| !st.in_flight.contains(&d.seq)));
+        st.local.extend(
+            rows.into_iter()
+                .filter(|d| !st.in_flight.contains(&d.seq) && !st.settling.contains(&d.seq)),
+        );
         Ok(!st.local.is_empty())
     }
 
@@ -280,9 +303,21 @@ impl Worker {
     }
 
     /// Account for a finished attempt: keys, endpoint state, holds, status.
-    async fn finished(&self, st: &mut Run, done: Finished) {
+    async fn finished(&self, st: &mut Run, mut done: Finished) {
         let name = &self.endpoint.name;
         st.in_flight.remove(&done.seq);
+        if let Some(committed) = done.committed.take() {
+            let seq = done.seq;
+            st.settling.insert(seq);
+            let endpoint = name.clone();
+            st.commits.spawn(async move {
+                if let Err(err) = committed.wait().await {
+                    warn!(endpoint = %endpoint, error = %err,
+                        "Recording a delivery outcome failed; the delivery stays queued and may be sent again.");
+                }
+                seq
+            });
+        }
         self.log(&done);
         if let Some(key) = &done.key {
             match (&done.outcome, st.busy_keys.get_mut(key)) {
@@ -463,6 +498,7 @@ impl Attempter {
             now_ms(),
             rand::random(),
         );
+        let mut committed = None;
         if let Some(o) = &outcome {
             let stored = match o {
                 // A keyed retry keeps its place; the key waits out the backoff in memory.
@@ -479,17 +515,18 @@ impl Attempter {
                 },
                 other => other.clone(),
             };
-            if let Err(err) = self
-                .store
-                .complete(vec![Update {
-                    seq: due.seq,
-                    outcome: stored,
-                }])
-                .await
-            {
-                warn!(endpoint = %self.endpoint.name, error = %err,
-                    "Recording a delivery outcome failed; the delivery stays queued and may be sent again.");
-            }
+            let update = Update {
+                seq: due.seq,
+                outcome: stored,
+            };
+            committed = match self.store.complete(vec![update]).await {
+                Ok(c) => Some(c),
+                Err(err) => {
+                    warn!(endpoint = %self.endpoint.name, error = %err,
+                        "Recording a delivery outcome failed; the delivery stays queued and may be sent again.");
+                    None
+                }
+            };
         }
         Finished {
             seq: due.seq,
@@ -498,6 +535,7 @@ impl Attempter {
             event_id: due.event_id,
             result,
             outcome,
+            committed,
         }
     }
 

@@ -115,6 +115,10 @@ struct Shared {
 
 struct State {
     requests: Vec<Recorded>,
+    /// Requests received, recorded or not (see [`Receiver::count_only`]).
+    received: usize,
+    /// Count requests without keeping them (benchmarks of a million deliveries).
+    count_only: bool,
     default: Reply,
     script: VecDeque<Reply>,
     /// Consulted before the script: see [`Receiver::fail_matching`].
@@ -180,6 +184,8 @@ impl Receiver {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     requests: Vec::new(),
+                    received: 0,
+                    count_only: false,
                     default: Reply::status(StatusCode::OK),
                     script: VecDeque::new(),
                     matching: Vec::new(),
@@ -241,6 +247,13 @@ impl Receiver {
         self.shared.lock().secret = Some(secret.to_owned());
     }
 
+    /// While on, count requests without keeping them: [`Receiver::requests`] and
+    /// [`Receiver::wait_for`] return none, but the count still advances. For benchmarks
+    /// that deliver millions of events, whose recording would fill the memory.
+    pub fn count_only(&self, on: bool) {
+        self.shared.lock().count_only = on;
+    }
+
     /// While on, accept each TCP connection, count it and drop it before TLS.
     pub fn set_refuse(&self, refuse: bool) {
         self.shared.refuse.store(refuse, Ordering::SeqCst);
@@ -256,7 +269,8 @@ impl Receiver {
         self.shared.lock().requests.clone()
     }
 
-    /// Wait until at least `n` requests are recorded, then return them all.
+    /// Wait until at least `n` requests arrived, then return the recorded ones (all of
+    /// them, or none with [`Receiver::count_only`]).
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> anyhow::Result<Vec<Recorded>> {
         let mut count = self.shared.count.subscribe();
         // The sender lives in `self.shared`, so the channel cannot close while we wait.
@@ -470,9 +484,12 @@ async fn record(
             let default = state.default.clone();
             state.script.pop_front().unwrap_or(default)
         };
-        state.requests.push(recorded);
+        state.received += 1;
+        if !state.count_only {
+            state.requests.push(recorded);
+        }
         // Under the lock, so the count never runs ahead of `requests`.
-        shared.count.send_replace(state.requests.len());
+        shared.count.send_replace(state.received);
         reply
     };
     Ok(respond(reply))

@@ -27,8 +27,12 @@ const QUEUED_CHUNKS: usize = 64;
 /// Socket read size.
 const READ_CHUNK: usize = 64 * 1024;
 
-enum Line {
+/// One input line, as the [`Splitter`] cut it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// The line without its `\n` (and without a `\r` before it).
     Bytes(Vec<u8>),
+    /// Longer than the limit; its bytes were skipped up to the next newline.
     TooLong,
 }
 
@@ -128,49 +132,149 @@ async fn read_lines(
     tx: mpsc::Sender<Vec<Line>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut discarding = false;
+    let mut splitter = Splitter::new(max);
     loop {
         let n = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            n = rd.read_buf(&mut buf) => n?,
+            n = rd.read_buf(splitter.buffer()) => n?,
         };
-        let mut lines = Vec::new();
         if n == 0 {
-            if discarding {
-                lines.push(Line::TooLong);
-            } else if !buf.is_empty() {
-                lines.push(Line::Bytes(trim_cr(&buf).to_vec()));
-            }
-            if !lines.is_empty() {
-                let _ = tx.send(lines).await;
+            if let Some(last) = splitter.finish() {
+                let _ = tx.send(vec![last]).await;
             }
             return Ok(());
         }
-        while let Some(i) = buf.iter().position(|b| *b == b'\n') {
-            let line = buf.split_to(i + 1);
-            if discarding {
-                discarding = false;
-                lines.push(Line::TooLong);
-            } else if i > max {
-                lines.push(Line::TooLong);
-            } else {
-                lines.push(Line::Bytes(trim_cr(&line[..i]).to_vec()));
-            }
-        }
-        if buf.len() > max {
-            discarding = true;
-            buf.clear();
-        }
+        let lines = splitter.lines();
         if !lines.is_empty() && tx.send(lines).await.is_err() {
             return Ok(());
         }
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-            buf.reserve(READ_CHUNK);
+    }
+}
+
+/// Cuts a byte stream into [`Line`]s of at most `max` bytes (not counting the `\n`),
+/// whatever the read boundaries: pure, so it is unit-tested and fuzzed (`fuzz/`).
+///
+/// Memory stays under `max` plus one read: a line that grows past `max` is dropped as it
+/// arrives and answered [`Line::TooLong`] at its newline, and each byte is scanned for a
+/// newline once (a client dribbling a long line byte by byte costs linear time).
+#[derive(Debug)]
+pub struct Splitter {
+    max: usize,
+    buf: BytesMut,
+    /// Bytes of `buf` already known to hold no newline.
+    scanned: usize,
+    /// Inside a too-long line: skip up to the next newline.
+    discarding: bool,
+}
+
+impl Splitter {
+    pub fn new(max: usize) -> Splitter {
+        Splitter {
+            max,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            scanned: 0,
+            discarding: false,
+        }
+    }
+
+    /// The buffer to read into (append only), with room for at least a quarter read.
+    pub fn buffer(&mut self) -> &mut BytesMut {
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        &mut self.buf
+    }
+
+    /// Append `bytes` (what [`Splitter::buffer`] is for, without a socket).
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<Line> {
+        self.buffer().extend_from_slice(bytes);
+        self.lines()
+    }
+
+    /// The lines completed by the bytes added since the last call, in order.
+    pub fn lines(&mut self) -> Vec<Line> {
+        let mut lines = Vec::new();
+        while let Some(i) = self.buf[self.scanned..].iter().position(|b| *b == b'\n') {
+            let end = self.scanned + i;
+            let line = self.buf.split_to(end + 1);
+            self.scanned = 0;
+            if std::mem::take(&mut self.discarding) || end > self.max {
+                lines.push(Line::TooLong);
+            } else {
+                lines.push(Line::Bytes(trim_cr(&line[..end]).to_vec()));
+            }
+        }
+        if self.buf.len() > self.max {
+            self.discarding = true;
+            self.buf.clear();
+        }
+        self.scanned = self.buf.len();
+        lines
+    }
+
+    /// At the end of the stream: the last line if it had no newline.
+    pub fn finish(&mut self) -> Option<Line> {
+        let rest = self.buf.split();
+        self.scanned = 0;
+        if std::mem::take(&mut self.discarding) {
+            Some(Line::TooLong)
+        } else if rest.is_empty() {
+            None
+        } else {
+            Some(Line::Bytes(trim_cr(&rest).to_vec()))
         }
     }
 }
 
 fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(s: &str) -> Line {
+        Line::Bytes(s.as_bytes().to_vec())
+    }
+
+    /// Every line of `input` fed in pieces of `chunk` bytes, then the end of stream.
+    fn split(input: &[u8], max: usize, chunk: usize) -> Vec<Line> {
+        let mut s = Splitter::new(max);
+        let mut out: Vec<Line> = input.chunks(chunk).flat_map(|c| s.push(c)).collect();
+        out.extend(s.finish());
+        out
+    }
+
+    #[test]
+    fn lines_do_not_depend_on_read_boundaries() {
+        let input = b"{\"a\":1}\r\nshort\n0123456789abc\n\n tail";
+        let want = vec![
+            bytes("{\"a\":1}"),
+            bytes("short"),
+            Line::TooLong,
+            bytes(""),
+            bytes(" tail"),
+        ];
+        for chunk in 1..=input.len() {
+            assert_eq!(split(input, 10, chunk), want, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn a_line_of_exactly_max_bytes_fits() {
+        assert_eq!(split(b"0123456789\n", 10, 3), vec![bytes("0123456789")]);
+        assert_eq!(split(b"0123456789", 10, 3), vec![bytes("0123456789")]);
+        assert_eq!(split(b"0123456789a", 10, 3), vec![Line::TooLong]);
+    }
+
+    #[test]
+    fn a_too_long_line_is_not_kept_in_memory() {
+        let mut s = Splitter::new(16);
+        for _ in 0..1000 {
+            assert!(s.push(&[b'x'; 100]).is_empty());
+            assert!(s.buf.len() <= 16, "{} bytes buffered", s.buf.len());
+        }
+        assert_eq!(s.push(b"\nok\n"), vec![Line::TooLong, bytes("ok")]);
+    }
 }

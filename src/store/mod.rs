@@ -71,6 +71,16 @@ pub enum StoreError {
     Closed,
 }
 
+/// Outcomes handed to the writer, not yet known to be committed.
+pub struct Committed(oneshot::Receiver<Result<(), StoreError>>);
+
+impl Committed {
+    /// Wait for the commit.
+    pub async fn wait(self) -> Result<(), StoreError> {
+        self.0.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
 /// Cloneable handle to the queue database.
 #[derive(Clone)]
 pub struct Store {
@@ -88,6 +98,8 @@ struct Inner {
     bytes: Arc<AtomicU64>,
     /// Set by the writer while storage fails (disk full, I/O error).
     failing: Arc<Mutex<Option<String>>>,
+    /// Events dropped by `when_full = "drop_oldest"` since start.
+    dropped: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -104,6 +116,7 @@ impl Store {
         let admin_reader = open_connection(path, queue.durability)?;
         let bytes = state.published_bytes();
         let failing = state.failing();
+        let dropped = state.dropped();
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let thread = std::thread::Builder::new()
             .name("edgehook-store".into())
@@ -118,6 +131,7 @@ impl Store {
                 inserted,
                 bytes,
                 failing,
+                dropped,
             }),
         })
     }
@@ -154,10 +168,17 @@ impl Store {
         .await?
     }
 
-    /// Record delivery outcomes; answers after they are committed (batched with others).
-    pub async fn complete(&self, updates: Vec<deliveries::Update>) -> Result<(), StoreError> {
-        self.call(|reply| writer::Command::Complete { updates, reply })
-            .await?
+    /// Hand delivery outcomes to the writer (batched with others' into one commit). The
+    /// returned [`Committed`] resolves once they are committed; callers that need not wait
+    /// (a delivery worker freeing its slot) await it elsewhere.
+    pub async fn complete(
+        &self,
+        updates: Vec<deliveries::Update>,
+    ) -> Result<Committed, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(writer::Command::Complete { updates, reply })
+            .await?;
+        Ok(Committed(rx))
     }
 
     /// Hold an endpoint (`Some((state, reason))`, e.g. `gone`) or release it (`None`).
@@ -198,6 +219,19 @@ impl Store {
                     humantime::format_duration(timeout)
                 )))
             })
+    }
+
+    /// Try a one-page write and commit it: clears [`Store::failure`] when storage works
+    /// again. The daemon calls it every second while storage is failing.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(writer::Command::Probe(reply)).await?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Events dropped to make room (`queue.when_full = "drop_oldest"`) since start.
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
     }
 
     /// Prune expired dedupe entries and similar housekeeping.

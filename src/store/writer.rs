@@ -5,18 +5,24 @@
 //! its own savepoint so one caller's failure (queue full) does not undo another's work,
 //! and answer the callers only after `COMMIT` returned. If the commit fails (disk full,
 //! I/O error) every caller of the group is told so and nothing of the group is kept.
+//!
+//! Storage health ([`State::failing`], `/v1/health`) is set by any failed write and
+//! cleared only by a commit that really wrote something: a group of no-ops (a watchdog
+//! ping) proves nothing about a full disk. While failing, the daemon sends a
+//! [`Command::Probe`] every second, a one-page write, so health recovers by itself when
+//! space returns even if no client writes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use super::admin;
 use super::deliveries::{self, Update};
 use super::{now_ms, Inserted, NewEvent, StoreError};
-use crate::config::{QueueConfig, WhenFull};
+use crate::config::{Durability, QueueConfig, WhenFull};
 
 /// Upper bound of commands per transaction: keeps one commit's latency bounded.
 const MAX_GROUP: usize = 1024;
@@ -57,6 +63,9 @@ pub(super) enum Command {
     Maintain,
     /// Answered after the group it joins has committed: the watchdog's proof of progress.
     Ping(oneshot::Sender<Result<(), StoreError>>),
+    /// A one-page write (`user_version` rewritten with its value): proves that storage
+    /// accepts writes again after a failure.
+    Probe(oneshot::Sender<Result<(), StoreError>>),
     Close,
 }
 
@@ -74,6 +83,15 @@ pub(super) struct State {
     published: Arc<AtomicU64>,
     /// Why storage is failing (last group's error), `None` while healthy; for health checks.
     failing: Arc<std::sync::Mutex<Option<String>>>,
+    /// Ids of the events dropped by `when_full = "drop_oldest"` in the current group,
+    /// logged and counted only once the group commits.
+    dropping: Vec<String>,
+    /// The first `events.seq` of the current group: `drop_oldest` drops only older ones.
+    group_floor: i64,
+    /// Events dropped by `when_full = "drop_oldest"` since start (committed drops only).
+    dropped: Arc<AtomicU64>,
+    /// Whether the connection is at `synchronous=FULL` now (see [`set_sync`]).
+    sync_full: bool,
 }
 
 impl State {
@@ -94,7 +112,16 @@ impl State {
             inserted,
             published: Arc::new(AtomicU64::new(bytes as u64)),
             failing: Arc::default(),
+            dropping: Vec::new(),
+            group_floor: 0,
+            dropped: Arc::default(),
+            sync_full: queue.durability == Durability::Full,
         })
+    }
+
+    /// Events dropped to make room (`when_full = "drop_oldest"`) since start.
+    pub(super) fn dropped(&self) -> Arc<AtomicU64> {
+        self.dropped.clone()
     }
 
     /// The queue size in bytes as of the last commit, kept current by the writer.
@@ -180,12 +207,51 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Command>, mut sta
     }
 }
 
+/// Choose this group's commit durability. A group that accepts events commits with the
+/// configured `durability`; a group of only bookkeeping (delivery outcomes, holds,
+/// housekeeping) commits with `synchronous=NORMAL`, without an fsync of its own: if power
+/// is lost before a later fsync, the worst case is that a delivered event is sent again
+/// (at least once still holds), and deliveries do not each wait for the disk.
+fn set_sync(conn: &Connection, state: &mut State, group: &[Command]) {
+    let accepts = group.iter().any(|c| matches!(c, Command::Insert { .. }));
+    let full = accepts && state.queue.durability == Durability::Full;
+    if full != state.sync_full {
+        let mode = if full { "FULL" } else { "NORMAL" };
+        match conn.execute_batch(&format!("PRAGMA synchronous = {mode}")) {
+            Ok(()) => state.sync_full = full,
+            Err(err) => warn!(error = %err, "Cannot change PRAGMA synchronous."),
+        }
+    }
+}
+
 fn apply_group(conn: &mut Connection, state: &mut State, group: Vec<Command>) {
     let bytes_before = state.bytes;
+    let changes_before = conn.total_changes();
+    let mut probed = false;
     let mut requeued = false;
     let mut pending = Vec::with_capacity(group.len());
-    let begin = conn.execute_batch("BEGIN IMMEDIATE").map_err(unavailable);
+    state.dropping.clear();
+    set_sync(conn, state, &group);
+    let mut begin = conn.execute_batch("BEGIN IMMEDIATE").map_err(unavailable);
+    if begin.is_ok() {
+        // New rows get seqs above this, unless the newest row is deleted first and its
+        // seq reused: `insert_one` lowers the floor then.
+        begin = conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
+                r.get(0)
+            })
+            .map(|floor| state.group_floor = floor)
+            .map_err(unavailable);
+    }
     for cmd in group {
+        // SQLite rolls a whole transaction back by itself after some errors (SQLITE_FULL,
+        // SQLITE_IOERR, SQLITE_NOMEM): then the group is lost, and the remaining commands
+        // must not run outside a transaction, each committing on its own.
+        if begin.is_ok() && conn.is_autocommit() {
+            begin = Err(StoreError::Unavailable(
+                "the transaction was rolled back after a storage error".into(),
+            ));
+        }
         match cmd {
             Command::Insert {
                 events,
@@ -231,21 +297,53 @@ fn apply_group(conn: &mut Connection, state: &mut State, group: Vec<Command>) {
                 }
             }
             Command::Ping(reply) => pending.push(Pending::Done(reply, Ok(()))),
+            Command::Probe(reply) => {
+                let result = begin.clone().and_then(|()| probe(conn));
+                probed |= result.is_ok();
+                pending.push(Pending::Done(reply, result));
+            }
             Command::Close => {}
         }
+    }
+    if begin.is_ok() && conn.is_autocommit() {
+        begin = Err(StoreError::Unavailable(
+            "the transaction was rolled back after a storage error".into(),
+        ));
     }
     let commit = begin.and_then(|()| conn.execute_batch("COMMIT").map_err(unavailable));
     if let Err(err) = &commit {
         error!(error = %err, "Queue commit failed; callers are told to retry.");
+        // Also ends a transaction a failed COMMIT left open (SQLITE_BUSY); an error here
+        // just means SQLite already rolled it back.
         let _ = conn.execute_batch("ROLLBACK");
         state.bytes = bytes_before;
+        state.dropping.clear();
     }
     state.published.store(state.bytes, Ordering::Relaxed);
-    let failure = match &commit {
-        Err(e) => Some(e.to_string()),
-        Ok(()) => pending.iter().find_map(Pending::failure).map(str::to_owned),
-    };
-    *state.failing.lock().unwrap_or_else(|p| p.into_inner()) = failure;
+    let wrote = commit.is_ok() && (probed || conn.total_changes() != changes_before);
+    {
+        let mut failing = state.failing.lock().unwrap_or_else(|p| p.into_inner());
+        match &commit {
+            Err(StoreError::Unavailable(why)) => *failing = Some(why.clone()),
+            Err(e) => *failing = Some(e.to_string()),
+            Ok(()) => {
+                if let Some(f) = pending.iter().find_map(Pending::failure) {
+                    *failing = Some(f.to_owned());
+                } else if wrote && failing.take().is_some() {
+                    info!("Queue storage works again; accepting events.");
+                }
+            }
+        }
+    }
+    if !state.dropping.is_empty() {
+        let dropped = std::mem::take(&mut state.dropping);
+        state
+            .dropped
+            .fetch_add(dropped.len() as u64, Ordering::Relaxed);
+        for id in &dropped {
+            warn!(event_id = %id, "Queue full (queue.when_full = \"drop_oldest\"): dropped the oldest event.");
+        }
+    }
     if commit.is_ok()
         && (requeued
             || pending
@@ -257,6 +355,17 @@ fn apply_group(conn: &mut Connection, state: &mut State, group: Vec<Command>) {
     for p in pending {
         p.send(commit.as_ref().map(|_| ()));
     }
+}
+
+/// The [`Command::Probe`] write: rewrite `user_version` with its own value. It dirties
+/// page 1, so the commit must append a WAL frame (and sync it): a real write that changes
+/// nothing.
+fn probe(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(unavailable)?;
+    conn.pragma_update(None, "user_version", version)
+        .map_err(unavailable)
 }
 
 fn complete(conn: &Connection, state: &mut State, updates: &[Update]) -> Result<(), StoreError> {
@@ -319,6 +428,7 @@ fn insert(
     let bytes_before = state.bytes;
     conn.execute_batch("SAVEPOINT insert_call")
         .map_err(unavailable)?;
+    let dropping_before = state.dropping.len();
     let mut results = Vec::with_capacity(events.len());
     for ev in &events {
         let result = insert_one(conn, state, ev);
@@ -330,6 +440,7 @@ fn insert(
                 conn.execute_batch("ROLLBACK TO insert_call; RELEASE insert_call")
                     .map_err(unavailable)?;
                 state.bytes = bytes_before;
+                state.dropping.truncate(dropping_before);
                 return Err(err);
             }
         }
@@ -371,6 +482,7 @@ fn insert_one(conn: &Connection, state: &mut State, ev: &NewEvent) -> Result<Ins
     ])
     .map_err(unavailable)?;
     let seq = conn.last_insert_rowid();
+    state.group_floor = state.group_floor.min(seq);
     state.last_insert_ms = state.last_insert_ms.max(now);
     let mut stmt = conn
         .prepare_cached(
@@ -410,28 +522,35 @@ fn remember(conn: &Connection, id: &str, now: i64) -> Result<(), StoreError> {
 }
 
 /// Enforce `queue.max_bytes`: refuse, or drop the oldest events, per `when_full`.
+///
+/// Only events committed before this group are dropped (`seq < state.group_floor`): an
+/// event stored earlier in the same group has a caller about to be told "accepted".
+/// Dropped ids go to `state.dropping`, logged and counted once the group commits.
 fn make_room(conn: &Connection, state: &mut State, size: u64) -> Result<(), StoreError> {
     let limit = state.queue.max_bytes;
     if state.bytes + size <= limit {
         return Ok(());
     }
+    let full = |state: &State| StoreError::Full {
+        used: state.bytes,
+        limit,
+    };
     if state.queue.when_full == WhenFull::Reject || size > limit {
-        return Err(StoreError::Full {
-            used: state.bytes,
-            limit,
-        });
+        return Err(full(state));
     }
-    let mut dropped = 0u64;
     while state.bytes + size > limit {
         let oldest: Option<(i64, i64, String)> = conn
-            .prepare_cached("SELECT seq, size, id FROM events ORDER BY seq LIMIT 1")
+            .prepare_cached("SELECT seq, size, id FROM events WHERE seq < ?1 ORDER BY seq LIMIT 1")
             .and_then(|mut s| {
-                s.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()
+                s.query_row([state.group_floor], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
             })
             .map_err(unavailable)?;
         let Some((seq, old_size, id)) = oldest else {
-            break;
+            // Only this group's own events are left: nothing older to drop.
+            return Err(full(state));
         };
         conn.prepare_cached("DELETE FROM deliveries WHERE event_seq = ?1")
             .and_then(|mut s| s.execute([seq]))
@@ -439,11 +558,7 @@ fn make_room(conn: &Connection, state: &mut State, size: u64) -> Result<(), Stor
             .and_then(|mut s| s.execute([seq]))
             .map_err(unavailable)?;
         state.bytes = state.bytes.saturating_sub(old_size as u64);
-        dropped += 1;
-        warn!(event_id = %id, "Queue full (queue.when_full = \"drop_oldest\"): dropped the oldest event.");
-    }
-    if dropped > 0 {
-        warn!(dropped, "Queue full: dropped oldest events to make room.");
+        state.dropping.push(id);
     }
     Ok(())
 }
@@ -457,10 +572,13 @@ fn prune_dedupe(conn: &Connection, state: &State) -> rusqlite::Result<usize> {
 fn unavailable(err: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode;
     let reason = match err.sqlite_error_code() {
-        Some(ErrorCode::DiskFull) => "disk full".to_string(),
-        Some(ErrorCode::SystemIoFailure) => "I/O error".to_string(),
-        Some(ErrorCode::ReadOnly) => "database is read-only".to_string(),
-        _ => "database error".to_string(),
+        Some(ErrorCode::DiskFull) => "disk full (free space where daemon.state_dir is)",
+        Some(ErrorCode::SystemIoFailure) => "I/O error",
+        Some(ErrorCode::ReadOnly) => "database is read-only",
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+            "the queue database is corrupt (stop edgehook and move queue.db aside, see README \"Failure modes\")"
+        }
+        _ => "database error",
     };
     StoreError::Unavailable(format!("{reason} ({err})"))
 }

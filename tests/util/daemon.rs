@@ -30,6 +30,7 @@ const POLL: Duration = Duration::from_millis(20);
 pub struct Builder {
     dir: TempDir,
     socket: PathBuf,
+    state_dir: PathBuf,
     lines: bool,
     daemon: Vec<String>,
     ingest: Vec<String>,
@@ -50,9 +51,11 @@ impl Builder {
             .tempdir()
             .expect("creating a temp dir");
         let socket = dir.path().join("edgehook.sock");
+        let state_dir = dir.path().join("state");
         Builder {
             dir,
             socket,
+            state_dir,
             lines: false,
             daemon: Vec::new(),
             ingest: Vec::new(),
@@ -73,6 +76,13 @@ impl Builder {
     /// Use another `ingest.socket` (e.g. one a running daemon holds).
     pub fn socket(mut self, path: &Path) -> Self {
         self.socket = path.to_path_buf();
+        self
+    }
+
+    /// Use another `daemon.state_dir` than `state` in the temp dir (e.g. a small file
+    /// system mounted for the test).
+    pub fn state_dir(mut self, path: &Path) -> Self {
+        self.state_dir = path.to_path_buf();
         self
     }
 
@@ -112,7 +122,7 @@ impl Builder {
         let dir = self.dir.path();
         let mut text = format!(
             "[daemon]\nstate_dir = {:?}\nadmin_socket = {:?}\n{}\n[ingest]\nsocket = {:?}\n",
-            dir.join("state"),
+            self.state_dir,
             dir.join("admin.sock"),
             self.daemon.join("\n"),
             self.socket,
@@ -137,7 +147,7 @@ impl Builder {
         let lines_socket = self.lines.then(|| self.dir.path().join("lines.sock"));
         TestDaemon {
             log: self.dir.path().join("edgehook.log"),
-            state_dir: self.dir.path().join("state"),
+            state_dir: self.state_dir,
             dir: self.dir,
             config,
             socket: self.socket,
@@ -167,30 +177,7 @@ impl Builder {
     /// # Panics
     /// If it reports `READY=1` instead, or does not exit within 20 s.
     pub fn start_expecting_exit(self) -> (i32, String) {
-        let mut daemon = self.into_daemon();
-        daemon.spawn();
-        let deadline = Instant::now() + EXIT_TIMEOUT;
-        loop {
-            if let Some(status) = daemon.child_mut().try_wait().expect("try_wait") {
-                daemon.child = None;
-                let code = status
-                    .code()
-                    .unwrap_or_else(|| panic!("edgehook was killed: {status}"));
-                return (code, daemon.log());
-            }
-            if let Some(msg) = daemon.recv_notify(POLL) {
-                assert!(
-                    !msg.contains("READY=1"),
-                    "edgehook became ready although it should have refused to start; stderr:\n{}",
-                    daemon.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "edgehook did not exit within {EXIT_TIMEOUT:?}; stderr:\n{}",
-                daemon.log()
-            );
-        }
+        self.into_daemon().restart_expecting_exit()
     }
 }
 
@@ -340,6 +327,68 @@ impl TestDaemon {
         );
         self.spawn();
         self.wait_ready();
+    }
+
+    /// The daemon's pid.
+    ///
+    /// # Panics
+    /// If it is not running.
+    pub fn pid(&self) -> i32 {
+        self.pid.expect("the daemon is running").as_raw()
+    }
+
+    /// The daemon's resident memory (`VmRSS` of `/proc/PID/status`), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("reading /proc/PID/status of the daemon");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// How many file descriptors the daemon has open (`/proc/PID/fd`).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("listing /proc/PID/fd of the daemon")
+            .count()
+    }
+
+    /// Start the daemon again (as [`TestDaemon::restart`]) expecting it to refuse: wait
+    /// for its exit and return (exit code, what this run wrote to stderr).
+    ///
+    /// # Panics
+    /// If it is still running, reports `READY=1`, or does not exit within 20 s.
+    pub fn restart_expecting_exit(&mut self) -> (i32, String) {
+        assert!(
+            self.child.is_none(),
+            "restart_expecting_exit() while the daemon is still running"
+        );
+        let offset = self.log().len();
+        self.spawn();
+        let deadline = Instant::now() + EXIT_TIMEOUT;
+        loop {
+            if let Some(status) = self.child_mut().try_wait().expect("try_wait") {
+                self.child = None;
+                let code = status
+                    .code()
+                    .unwrap_or_else(|| panic!("edgehook was killed: {status}"));
+                return (code, self.log()[offset..].to_string());
+            }
+            if let Some(msg) = self.recv_notify(POLL) {
+                assert!(
+                    !msg.contains("READY=1"),
+                    "edgehook became ready although it should have refused to start; stderr:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "edgehook did not exit within {EXIT_TIMEOUT:?}; stderr:\n{}",
+                self.log()
+            );
+        }
     }
 
     /// Send `signal` to the daemon process itself.
