@@ -25,11 +25,16 @@ pub(super) fn check_glob(glob: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Check a JSON pointer (RFC 6901) used by `match` or `order_key`.
-pub(super) fn check_pointer(pointer: &str) -> Result<(), String> {
+/// Example pointers for messages: `match` points into the whole event, `order_key` into `data`.
+pub(super) const MATCH_EXAMPLE: &str = "/data/roomId";
+pub(super) const ORDER_KEY_EXAMPLE: &str = "/roomId";
+
+/// Check a JSON pointer (RFC 6901) used by `match` or `order_key`; `example` is a valid
+/// pointer for that key, shown in the message.
+pub(super) fn check_pointer(pointer: &str, example: &str) -> Result<(), String> {
     if !pointer.starts_with('/') {
         return Err(format!(
-            "{pointer:?} is not a JSON pointer: it must start with \"/\", e.g. \"/data/roomId\""
+            "{pointer:?} is not a JSON pointer: it must start with \"/\", e.g. {example:?}"
         ));
     }
     let mut chars = pointer.chars();
@@ -81,7 +86,7 @@ impl Filter {
             check_glob(glob)?;
         }
         for (pointer, _) in &matches {
-            check_pointer(pointer)?;
+            check_pointer(pointer, MATCH_EXAMPLE)?;
         }
         Ok(Filter {
             firehose: globs.iter().any(|g| g == "*"),
@@ -270,10 +275,10 @@ mod tests {
             "/data/~0",
             "/data/0",
         ] {
-            check_pointer(good).unwrap();
+            check_pointer(good, MATCH_EXAMPLE).unwrap();
         }
         for bad in ["", "data/roomId", "#/data", "/a~2", "/a~"] {
-            assert!(check_pointer(bad).is_err(), "{bad:?}");
+            assert!(check_pointer(bad, MATCH_EXAMPLE).is_err(), "{bad:?}");
         }
         assert!(Filter::new(["*"], [("data".to_owned(), json!(1))]).is_err());
     }

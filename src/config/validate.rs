@@ -26,7 +26,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::Value;
 use toml::Spanned;
 
-use super::filter::{check_glob, check_pointer};
+use super::filter::{check_glob, check_pointer, MATCH_EXAMPLE, ORDER_KEY_EXAMPLE};
 use super::raw::{
     defaults, secret_text, RawAuth, RawConfig, RawDaemon, RawEndpoint, RawIngest, RawQueue,
     RawRetry, RawSigning, RawTls,
@@ -476,10 +476,10 @@ impl Ctx<'_> {
         );
         let order_key = match &raw.order_key {
             Some(v) if !v.get_ref().is_empty() => {
-                if let Err(err) = check_pointer(v.get_ref()) {
+                if let Err(err) = check_pointer(v.get_ref(), ORDER_KEY_EXAMPLE) {
                     self.error(
                         v.span(),
-                        format!("{}: {err} (it points into data)", key("order_key")),
+                        format!("{}: {err} (it points into data, not the whole event)", key("order_key")),
                     );
                 }
                 if ordering == Ordering::Fifo {
@@ -688,7 +688,7 @@ impl Ctx<'_> {
             let mut entries: Vec<_> = table.get_ref().iter().collect();
             entries.sort_by_key(|(pointer, _)| pointer.span().start);
             for (pointer, value) in entries {
-                if let Err(err) = check_pointer(pointer.get_ref()) {
+                if let Err(err) = check_pointer(pointer.get_ref(), MATCH_EXAMPLE) {
                     self.error(pointer.span(), format!("{label}: match: {err}"));
                 }
                 match toml_to_json(value.get_ref()) {

@@ -35,9 +35,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${EDGEHOOK_CI_CACHE:-/var/cache/edgehook-ci}
 ROOTFS=$CACHE/rootfs
 SUITE=bookworm
-INCLUDE=systemd,systemd-sysv,dbus,procps,python3,curl
+INCLUDE=systemd,systemd-sysv,dbus,procps,python3,curl,ca-certificates
 # Bump to rebuild cached rootfs trees made by an older version of this script.
-ROOTFS_STAMP="v1 $SUITE --variant=minbase --include=$INCLUDE"
+ROOTFS_STAMP="v2 $SUITE --variant=minbase --include=$INCLUDE"
 
 T_START=$EPOCHREALTIME
 PASSED=0
@@ -205,7 +205,7 @@ check "systemd-analyze security in the container: exposure $exposure <= 2.0" \
 # ---------------------------------------------------------------------------------------
 log "== receiver"
 ct systemd-run --quiet --unit=receiver python3 /mnt/ci/receiver.py 8080 /run/receiver.log
-wait_for 20 "the receiver on 127.0.0.1:8080" ct curl -fsS -o /dev/null http://127.0.0.1:8080/
+wait_for 20 "the receiver on 127.0.0.1:8080" ct curl -fs -o /dev/null http://127.0.0.1:8080/
 
 write_config() { # TOML on stdin → /etc/edgehook/edgehook.toml, keeping root:edgehook 0640
     ct sh -c 'cat >/etc/edgehook/edgehook.toml.new && chown root:edgehook /etc/edgehook/edgehook.toml.new &&
@@ -249,7 +249,7 @@ prop() { ct systemctl show -P "$1" "${2:-edgehook.service}"; }
 # ---------------------------------------------------------------------------------------
 log "== start: active only after READY=1"
 t0=$EPOCHREALTIME
-ct systemctl start edgehook.service
+ct systemctl start edgehook.service || fail "systemctl start edgehook"
 log "systemctl start returned after $(elapsed "$t0")s"
 check "active (running)" test "$(prop ActiveState)/$(prop SubState)" = active/running
 check "the socket answers as soon as start returned (READY=1 came after listen)" \
@@ -274,7 +274,7 @@ log "== reload"
 pid=$(prop MainPID)
 printf '[daemon]\nshutdown_timeout = "5s"\n%s%s' "$ENDPOINT_RECEIVER" "$ENDPOINT_FLAKY" | write_config
 t0=$EPOCHREALTIME
-ct systemctl reload edgehook.service
+ct systemctl reload edgehook.service || fail "systemctl reload edgehook"
 # `systemctl reload` returns once SIGHUP is sent (systemd 252 has no notify-reload); the
 # new config is live when STATUS= says so (edgehook sends RELOADING=1 … READY=1).
 wait_for 20 "StatusText with 2 endpoints" sh -c "[ \"\$(nsenter -t $LEADER -m -u -i -n -p -C -r -w -- systemctl show -P StatusText edgehook)\" = 'Accepting events on /run/edgehook/edgehook.sock; 2 endpoint(s)' ]"
@@ -313,7 +313,7 @@ EOF
 # ---------------------------------------------------------------------------------------
 log "== stop"
 t0=$EPOCHREALTIME
-ct systemctl stop edgehook.service
+ct systemctl stop edgehook.service || fail "systemctl stop edgehook"
 took=$(elapsed "$t0")
 log "systemctl stop took ${took}s (TimeoutStopSec=$(prop TimeoutStopUSec))"
 check "stopped cleanly: exit status 0, result success" \
@@ -330,7 +330,7 @@ printf '[daemon]\nshutdown_timeout = "5s"\n%s%s' "$ENDPOINT_RECEIVER" "$ENDPOINT
 
 # ---------------------------------------------------------------------------------------
 log "== socket activation"
-ct systemctl start edgehook.socket edgehook-admin.socket
+ct systemctl start edgehook.socket edgehook-admin.socket || fail "systemctl start edgehook.socket"
 check "sockets listening, service not running" \
     test "$(prop ActiveState edgehook.socket) $(prop ActiveState)" = "active inactive"
 t0=$EPOCHREALTIME
@@ -369,7 +369,7 @@ check "NRestarts went up ($n0 → $(prop NRestarts))" restarted
 ct rm /etc/systemd/system/edgehook.service.d/test-wedge.conf
 ct systemctl daemon-reload
 ct systemctl reset-failed edgehook.service
-ct systemctl restart edgehook.service
+ct systemctl restart edgehook.service || fail "systemctl restart edgehook (after the wedge)"
 check "healthy again after the wedge hook is gone" test "$(send after-wedge)" = 202
 wait_for 20 "after-wedge at the receiver" received after-wedge
 
