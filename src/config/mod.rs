@@ -2,7 +2,7 @@
 //!
 //! Loading is two-stage (ripgrep's Low/HiArgs, vector's config): `raw.rs` holds serde
 //! structs that mirror the TOML file exactly (`deny_unknown_fields`, spans kept), and
-//! `validate.rs` turns them into the types below, collecting *every* problem as
+//! `validate/` turns them into the types below, collecting *every* problem as
 //! `file:line:column: message` before giving up. Secrets are resolved at load time
 //! (`secret.rs`), sizes and durations parsed by `units.rs`, event filters live in
 //! `filter.rs`. Startup is simply the first load; reload (a later issue) takes the same path.

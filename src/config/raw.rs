@@ -1,6 +1,6 @@
 //! Serde structs that mirror the TOML file exactly (SPEC §11), and nothing more.
 //!
-//! Every key is optional: `None` means "not written", and `validate.rs` applies the SPEC
+//! Every key is optional: `None` means "not written", and `validate/` applies the SPEC
 //! default (see [`defaults`]). Every table has `deny_unknown_fields`, so a typo is a TOML
 //! error with a span. Values that get a semantic check are wrapped in [`Spanned`] so that
 //! check can report `file:line:column`. Sizes and octal modes are kept as raw
