@@ -12,6 +12,10 @@ use time::OffsetDateTime;
 /// Longest `type` and `id`, from the contract (SPEC §1).
 const MAX_TYPE_LEN: usize = 128;
 const MAX_ID_LEN: usize = 128;
+/// Deepest nesting of arrays and objects accepted in `data`: serde_json's recursion
+/// limit, which `match` filters and `order_key` (they parse `data`) are subject to. Deeper
+/// data could not be routed, and is a stack-overflow hazard for receivers' parsers.
+const MAX_DEPTH: usize = 128;
 
 /// A valid event, ready to be routed and stored.
 #[derive(Debug, Clone)]
@@ -74,19 +78,24 @@ struct Wire {
 impl Event {
     /// Parse and validate one event from JSON bytes.
     pub fn parse(bytes: &[u8]) -> Result<Event, EventError> {
-        let wire: Wire = serde_json::from_slice(bytes).map_err(|err| {
-            use serde_json::error::Category;
-            let code = match err.classify() {
-                Category::Data => ErrorCode::InvalidEvent,
-                Category::Io | Category::Syntax | Category::Eof => ErrorCode::InvalidJson,
-            };
-            let message = match code {
-                ErrorCode::InvalidJson => format!("body is not valid JSON: {err}"),
-                ErrorCode::InvalidEvent => format!("not a valid event: {err}"),
-            };
-            EventError { code, message }
-        })?;
+        // serde reads a JSON array into a struct too (its fields in order), so
+        // `["t", 1]` would pass as an event: only an object is one.
+        let first = bytes
+            .iter()
+            .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+        if first.is_some_and(|b| *b != b'{') {
+            return Err(
+                match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                    Err(err) => json_error(err),
+                    Ok(_) => EventError::invalid(
+                        "an event is a JSON object, e.g. {\"type\":\"UploadProduct\",\"data\":{…}}",
+                    ),
+                },
+            );
+        }
+        let wire: Wire = serde_json::from_slice(bytes).map_err(json_error)?;
         validate_type(&wire.event_type)?;
+        validate_depth(wire.data.get())?;
         let (id, id_assigned) = match wire.id {
             Some(id) => {
                 validate_id(&id)?;
@@ -142,6 +151,52 @@ impl Event {
             as u64
             + ROW_OVERHEAD
     }
+}
+
+/// A serde error as the API reports it: bad syntax (with line and column, also for
+/// nesting deeper than serde_json's limit of 128) is `invalid_json`, a wrong shape
+/// `invalid_event`.
+fn json_error(err: serde_json::Error) -> EventError {
+    use serde_json::error::Category;
+    let code = match err.classify() {
+        Category::Data => ErrorCode::InvalidEvent,
+        Category::Io | Category::Syntax | Category::Eof => ErrorCode::InvalidJson,
+    };
+    let message = match code {
+        ErrorCode::InvalidJson => format!("body is not valid JSON: {err}"),
+        ErrorCode::InvalidEvent => format!("not a valid event: {err}"),
+    };
+    EventError { code, message }
+}
+
+/// `data` (valid JSON) nests at most [`MAX_DEPTH`] arrays and objects.
+fn validate_depth(data: &str) -> Result<(), EventError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, b) in data.bytes().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(EventError::invalid(format!(
+                        "`data` nests arrays and objects deeper than {MAX_DEPTH} levels (at byte {i} of data); flatten it"
+                    )));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn validate_type(t: &str) -> Result<(), EventError> {
@@ -238,6 +293,13 @@ mod tests {
             err("{\"type\":\"t\",\"data\":1} x").code,
             ErrorCode::InvalidJson
         );
+        assert_eq!(err("[1,").code, ErrorCode::InvalidJson);
+        let unclosed = "[".repeat(10_000);
+        let e = err(&unclosed);
+        assert_eq!(e.code, ErrorCode::InvalidJson);
+        assert!(e.message.contains("line 1 column"), "{}", e.message);
+        let e = err(&format!(r#"{{"type":"t","data":{unclosed}}}"#));
+        assert_eq!(e.code, ErrorCode::InvalidJson);
     }
 
     #[test]
@@ -247,7 +309,9 @@ mod tests {
             (r#"{"type":"t"}"#, "missing field `data`"),
             (r#"{"type":5,"data":1}"#, "invalid type"),
             (r#"{"type":"t","data":1,"tpye":2}"#, "unknown field `tpye`"),
-            (r#"[1,2]"#, "invalid type"),
+            (r#"[1,2]"#, "JSON object"),
+            (r#" ["t", {"a": 1}]"#, "JSON object"),
+            (r#""t""#, "JSON object"),
             (r#"{"type":"","data":1}"#, "1–128"),
             (r#"{"type":"a b","data":1}"#, "contains ' '"),
             (r#"{"type":"t","data":1,"id":""}"#, "`id`"),
@@ -264,6 +328,25 @@ mod tests {
         }
         let long = format!(r#"{{"type":"{}","data":1}}"#, "a".repeat(129));
         assert_eq!(err(&long).code, ErrorCode::InvalidEvent);
+    }
+
+    #[test]
+    fn data_nests_at_most_128_levels() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let body = |data: &str| format!(r#"{{"type":"t","data":{data}}}"#);
+        assert!(Event::parse(body(&nested(128)).as_bytes()).is_ok());
+        let e = err(&body(&nested(129)));
+        assert_eq!(e.code, ErrorCode::InvalidEvent);
+        assert!(e.message.contains("deeper than 128"), "{}", e.message);
+        let e = err(&body(&nested(100_000)));
+        assert!(e.message.contains("at byte 128 of data"), "{}", e.message);
+        let objects = format!("{}1{}", r#"{"a":"#.repeat(200), "}".repeat(200));
+        assert_eq!(err(&body(&objects)).code, ErrorCode::InvalidEvent);
+        // Brackets inside strings (escaped quotes included) are not nesting.
+        let text = format!(r#"["\"{}"]"#, "[".repeat(500));
+        assert!(Event::parse(body(&text).as_bytes()).is_ok());
+        // A top-level array is not an event, however deep, and is no crash.
+        assert_eq!(err(&nested(100_000)).code, ErrorCode::InvalidEvent);
     }
 
     #[test]

@@ -198,3 +198,24 @@ fn log_format_text_unless_stderr_is_the_journal_and_json_on_request() {
     assert_eq!(ready["level"], "INFO", "{ready}");
     assert_eq!(ready["endpoints"], 2, "fields are top-level: {ready}");
 }
+
+#[test]
+fn second_sigterm_exits_at_once_with_143() {
+    // A wedged writer holds the graceful stop (it waits for the writer to finish), the way
+    // a dead disk would; an operator who asks twice must not have to wait for it.
+    let mut d = Builder::new()
+        .toml(ENDPOINTS)
+        .wrap(&["env", "EDGEHOOK_DEBUG_WEDGE_WRITER=1"])
+        .start();
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    d.wait_notify("STOPPING=1");
+    assert_eq!(
+        count_notify(&d, "READY=1", Duration::from_millis(300)),
+        0,
+        "still stopping"
+    );
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = d.wait_exit();
+    assert_eq!(status.code(), Some(143), "{}", d.log());
+    assert!(d.log().contains("Second signal received"), "{}", d.log());
+}

@@ -23,7 +23,7 @@ use crate::store::Peer;
 /// Most lines stored in one call: bounds one commit's size and a reply burst.
 const MAX_LINES_PER_COMMIT: usize = 8192;
 /// Read chunks queued between reader and committer: the pipelining depth per connection.
-const QUEUED_CHUNKS: usize = 64;
+const QUEUED_CHUNKS: usize = 16;
 /// Socket read size.
 const READ_CHUNK: usize = 64 * 1024;
 

@@ -17,6 +17,9 @@ use crate::util::{event, Builder, TestDaemon, ENDPOINTS};
 /// How long a test waits for the daemon to reach a state it cannot signal (connections
 /// accepted, as `/proc/PID/fd` shows).
 const WAIT: Duration = Duration::from_secs(15);
+/// Descriptors the daemon opens and closes by itself (a finished request's socket not yet
+/// closed, a delivery connect attempt): slack for counts taken from `/proc/PID/fd`.
+const FD_SLACK: usize = 3;
 
 /// A keep-alive `POST /v1/events` of one event (no `Connection: close`).
 fn keep_alive_post(body: &str) -> Vec<u8> {
@@ -76,11 +79,17 @@ fn slowloris_clients_do_not_hold_up_others() {
             let mut s = client::connect(d.socket()).unwrap();
             let stop = stop.clone();
             std::thread::spawn(move || {
-                let head = keep_alive_post(&event("Test.slow", "never", "{}"));
+                // A head that takes far longer to dribble than the test runs.
+                let head = format!(
+                    "POST /v1/events HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\n",
+                    "p".repeat(4096)
+                )
+                .into_bytes();
                 let mut sent = 0;
                 // Paced by a sleep on purpose: dribbling is the attack.
                 while !stop.load(Ordering::SeqCst) && sent < head.len() {
-                    s.write_all(&head[sent..=sent]).expect("the daemon keeps a slow client");
+                    s.write_all(&head[sent..=sent])
+                        .expect("the daemon keeps a slow client");
                     sent += 1;
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -88,7 +97,9 @@ fn slowloris_clients_do_not_hold_up_others() {
             })
         })
         .collect();
-    wait_until(&d, "50 slow clients accepted", || d.open_fds() >= fds + 50);
+    wait_until(&d, "50 slow clients accepted", || {
+        d.open_fds() + FD_SLACK >= fds + 50
+    });
 
     let started = Instant::now();
     for i in 0..20 {
@@ -105,7 +116,6 @@ fn slowloris_clients_do_not_hold_up_others() {
         took < Duration::from_secs(5),
         "20 normal requests took {took:?} beside 50 slow clients"
     );
-    assert_eq!(d.query_i64("SELECT COUNT(*) FROM events WHERE id = 'never'", []), 0);
     intact(&d, &before);
 }
 
@@ -123,8 +133,12 @@ fn idle_clients_hold_at_most_max_connections_and_the_next_waits_its_turn() {
     let mut idle: Vec<UnixStream> = (0..8)
         .map(|i| {
             let mut s = client::connect(d.socket()).unwrap();
-            s.write_all(&keep_alive_post(&event("Test.idle", &format!("idle-{i}"), "{}")))
-                .unwrap();
+            s.write_all(&keep_alive_post(&event(
+                "Test.idle",
+                &format!("idle-{i}"),
+                "{}",
+            )))
+            .unwrap();
             let r = Reply::read(&mut s).unwrap();
             assert_eq!(r.status, 202, "{r:?}");
             s
@@ -191,18 +205,24 @@ fn thousands_of_idle_connections_stay_within_max_connections() {
     let rss = d.rss_kib();
 
     let mut first = open_idle(d.socket(), half);
-    wait_until(&d, "the first half accepted", || d.open_fds() >= fds + half);
+    wait_until(&d, "the first half accepted", || {
+        d.open_fds() + FD_SLACK >= fds + half
+    });
     served(&d, "below-the-limit");
 
     let second = open_idle(d.socket(), flood - half);
     wait_until(&d, "connections up to max_connections accepted", || {
-        d.open_fds() >= fds + max
+        d.open_fds() + FD_SLACK >= fds + max
     });
     // Not one more than max_connections: give the accept loop time to overshoot.
     std::thread::sleep(Duration::from_millis(300));
-    let held = d.open_fds() - fds;
-    assert!(held <= max + 2, "{held} connections held, max_connections = {max}");
+    let held = d.open_fds().saturating_sub(fds);
+    assert!(
+        held <= max + FD_SLACK,
+        "{held} connections held, max_connections = {max}"
+    );
     let grown = d.rss_kib().saturating_sub(rss);
+    eprintln!("{flood} idle connections: {held} held, daemon RSS +{grown} KiB");
     assert!(
         grown < 64 * 1024,
         "{flood} idle connections cost {grown} KiB of daemon memory"
@@ -245,6 +265,7 @@ fn http_client_that_never_reads_replies_is_bounded() {
         "the daemon read {written} bytes of requests whose replies nobody reads"
     );
     let grown = d.rss_kib().saturating_sub(rss);
+    eprintln!("unread HTTP pipeline: {written} bytes written, daemon RSS +{grown} KiB");
     assert!(grown < 32 * 1024, "daemon memory grew by {grown} KiB");
     let stored = d.query_i64("SELECT COUNT(*) FROM events WHERE type = 'Test.pipe'", []);
     let sent = (written / request.len()) as i64;
@@ -282,8 +303,12 @@ fn line_client_that_never_reads_replies_is_bounded() {
             break false;
         }
     };
-    assert!(stalled, "the daemon read {written} bytes of unanswered lines");
+    assert!(
+        stalled,
+        "the daemon read {written} bytes of unanswered lines"
+    );
     let grown = d.rss_kib().saturating_sub(rss);
+    eprintln!("unread line pipeline: {written} bytes written, daemon RSS +{grown} KiB");
     assert!(grown < 48 * 1024, "daemon memory grew by {grown} KiB");
     served(&d, "beside-the-lines");
     let mut other = LineClient::connect(d.lines_socket().unwrap());
@@ -305,12 +330,18 @@ fn huge_bodies_are_refused_without_reading_them() {
 
     let mut declared = client::connect(d.socket()).unwrap();
     declared
-        .write_all(client::head("POST", "/v1/events", Some("application/json"), hundred_mb).as_bytes())
+        .write_all(
+            client::head("POST", "/v1/events", Some("application/json"), hundred_mb).as_bytes(),
+        )
         .unwrap();
     let r = Reply::read(&mut declared).expect("answered before any body byte is sent");
     assert_eq!(r.status, 413, "{r:?}");
     assert_eq!(r.code(), "too_large");
-    assert!(r.message().contains("ingest.max_event_bytes"), "{}", r.message());
+    assert!(
+        r.message().contains("ingest.max_event_bytes"),
+        "{}",
+        r.message()
+    );
     served(&d, "beside-declared");
     drop(declared);
 
@@ -322,9 +353,16 @@ fn huge_bodies_are_refused_without_reading_them() {
         )
         .unwrap();
     let mut writer = chunked.try_clone().unwrap();
-    writer.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    writer
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let upload = std::thread::spawn(move || {
-        let chunk = [format!("{:x}\r\n", 64 * 1024).into_bytes(), vec![b' '; 64 * 1024], b"\r\n".to_vec()].concat();
+        let chunk = [
+            format!("{:x}\r\n", 64 * 1024).into_bytes(),
+            vec![b' '; 64 * 1024],
+            b"\r\n".to_vec(),
+        ]
+        .concat();
         let mut sent = 0usize;
         while sent < hundred_mb {
             if writer.write_all(&chunk).is_err() {
@@ -339,6 +377,7 @@ fn huge_bodies_are_refused_without_reading_them() {
     assert_eq!(r.code(), "too_large");
     served(&d, "beside-chunked");
     let sent = upload.join().unwrap();
+    eprintln!("refused chunked body: {sent} bytes sent before the daemon closed");
     drop(chunked);
     assert!(
         sent < 16 << 20,
@@ -348,44 +387,73 @@ fn huge_bodies_are_refused_without_reading_them() {
 }
 
 /// 100 000 nested arrays (and objects) at the top level, in `data`, in a batch and on
-/// the line socket: `400 invalid_json` naming the position, never a stack overflow.
+/// the line socket: 400, never a stack overflow. Balanced, it is valid JSON but not a
+/// valid event (`data` nests at most 128 levels, the depth `match` filters can parse);
+/// unbalanced, it is `invalid_json` naming the position.
 #[test]
 fn deeply_nested_json_is_400_not_a_crash() {
     let d = Builder::new().lines_socket().toml(ENDPOINTS).start();
     let before = accept_some(&d, "pre", 3);
     let arrays = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let objects = format!("{}1{}", r#"{"a":"#.repeat(50_000), "}".repeat(50_000));
+    let unclosed = "[".repeat(100_000);
     let bodies = [
-        arrays.clone(),
-        format!(r#"{{"type":"Test.deep","data":{arrays}}}"#),
-        format!(r#"{{"type":"Test.deep","data":{objects}}}"#),
-        format!(r#"{{"type":"Test.deep","data":1,"endpoints":{arrays}}}"#),
+        (arrays.clone(), "invalid_event", "JSON object"),
+        (
+            format!(r#"{{"type":"Test.deep","data":{arrays}}}"#),
+            "invalid_event",
+            "deeper than 128",
+        ),
+        (
+            format!(r#"{{"type":"Test.deep","data":{objects}}}"#),
+            "invalid_event",
+            "deeper than 128",
+        ),
+        (
+            format!(r#"{{"type":"Test.deep","data":1,"endpoints":{arrays}}}"#),
+            "invalid_event",
+            "invalid type",
+        ),
+        (unclosed.clone(), "invalid_json", "line 1 column"),
+        (
+            format!(r#"{{"type":"Test.deep","data":{unclosed}"#),
+            "invalid_json",
+            "line 1 column",
+        ),
     ];
-    for body in &bodies {
+    for (i, (body, code, needle)) in bodies.iter().enumerate() {
         let r = d.post_event(body);
         assert_eq!(r.status, 400, "{r:?}");
-        assert_eq!(r.code(), "invalid_json", "{r:?}");
-        assert!(r.message().contains("line 1 column"), "{}", r.message());
-        served(&d, "between-deep");
+        assert_eq!(r.code(), *code, "{r:?}");
+        assert!(r.message().contains(needle), "{needle}: {}", r.message());
+        served(&d, &format!("between-deep-{i}"));
     }
-    let batch = format!("{}\n{}\n", event("Test.ok", "batch-ok", "{}"), bodies[1]);
+    let batch = format!("{}\n{}\n", event("Test.ok", "batch-ok", "{}"), bodies[1].0);
     let r = d.post("/v1/events", "application/x-ndjson", batch.as_bytes());
     assert_eq!(r.status, 400, "{r:?}");
     assert!(r.message().contains("line 2"), "{}", r.message());
-    assert_eq!(d.events_with_id("batch-ok"), 0, "a bad batch stores nothing");
+    assert_eq!(
+        d.events_with_id("batch-ok"),
+        0,
+        "a bad batch stores nothing"
+    );
 
     let mut lines = LineClient::connect(d.lines_socket().unwrap());
-    let input: String = bodies.iter().map(|b| format!("{b}\n")).collect();
+    let input: String = bodies.iter().map(|(b, _, _)| format!("{b}\n")).collect();
     lines
         .send(format!("{input}{}\n", event("Test.ok", "line-after-deep", "{}")).into_bytes())
         .join()
         .unwrap();
-    for _ in &bodies {
+    for (_, code, _) in &bodies {
         let reply = lines.reply();
         assert_eq!(reply["ok"], false, "{reply}");
-        assert_eq!(reply["error"]["code"], "invalid_json", "{reply}");
+        assert_eq!(reply["error"]["code"], *code, "{reply}");
     }
     assert_eq!(lines.reply()["ok"], true, "the line after them is stored");
+    assert_eq!(
+        d.query_i64("SELECT COUNT(*) FROM events WHERE type = 'Test.deep'", []),
+        0
+    );
     intact(&d, &before);
 }
 
@@ -430,11 +498,17 @@ fn invalid_utf8_and_nul_bytes_are_400_invalid_json() {
     assert_eq!(r.status, 202, "an escaped NUL is valid JSON: {r:?}");
     let data: Vec<u8> = d
         .db()
-        .query_row("SELECT data FROM events WHERE id = 'escaped-nul'", [], |r| r.get(0))
+        .query_row(
+            "SELECT data FROM events WHERE id = 'escaped-nul'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(data, br#""a\u0000b""#, "kept byte for byte");
-    assert_eq!(d.query_i64("SELECT COUNT(*) FROM events WHERE type = 'Test.x'", []), 0);
+    assert_eq!(
+        d.query_i64("SELECT COUNT(*) FROM events WHERE type = 'Test.x'", []),
+        0
+    );
     served(&d, "after-bad-bytes");
     intact(&d, &before);
 }
-
