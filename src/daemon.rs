@@ -93,10 +93,16 @@ pub async fn run(
     let mut lines = serve_lines(&config.ingest, &ingest, &tracker).await?;
     let maintenance = CancellationToken::new();
     tracker.spawn(maintain(store.clone(), shared.clone(), maintenance.clone()));
-    if let Some(timeout) = systemd::watchdog_timeout() {
-        tracker.spawn(watchdog(store.clone(), timeout, maintenance.clone()));
-    }
     let mut dispatcher = Dispatcher::new(grace);
+    if let Some(timeout) = systemd::watchdog_timeout() {
+        let workers = dispatcher.handles();
+        tracker.spawn(watchdog(
+            store.clone(),
+            workers,
+            timeout,
+            maintenance.clone(),
+        ));
+    }
     dispatcher.replace(deliver::prepare(&config, &store)?).await;
 
     let (reload_tx, mut reload_rx) = mpsc::channel(RELOAD_QUEUE);
@@ -447,16 +453,26 @@ async fn maintain(store: Store, config: Shared, cancel: CancellationToken) {
 }
 
 /// `WATCHDOG=1` every half `WatchdogSec`, each only after the store writer answered a
-/// ping (it commits, so the disk answers too): a wedged writer stops the pings and systemd
-/// kills and restarts the service. A ping may take a quarter of the timeout, so two pings
-/// are never more than three quarters apart while all is well.
-async fn watchdog(store: Store, timeout: Duration, cancel: CancellationToken) {
+/// ping (it commits, so the disk answers too) and while no delivery worker has crashed: a
+/// wedged writer or a dead worker stops the pings and systemd kills and restarts the
+/// service. A ping may take a quarter of the timeout, so two pings are never more than
+/// three quarters apart while all is well.
+async fn watchdog(
+    store: Store,
+    workers: Arc<ArcSwap<Vec<Arc<EndpointHandle>>>>,
+    timeout: Duration,
+    cancel: CancellationToken,
+) {
     let mut tick = tokio::time::interval(timeout / 2);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        if let Some(dead) = workers.load().iter().find(|w| w.crashed()) {
+            error!(endpoint = %dead.name, "A delivery worker crashed; withholding the systemd watchdog ping.");
+            continue;
         }
         match store.ping(timeout / 4).await {
             Ok(()) => systemd::watchdog(),

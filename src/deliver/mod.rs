@@ -96,7 +96,18 @@ impl Dispatcher {
         for Prepared { worker, controls } in prepared {
             handles.push(worker.handle.clone());
             let cancel = CancellationToken::new();
-            let task = tokio::spawn(worker.run(controls, cancel.clone(), self.grace));
+            let handle = worker.handle.clone();
+            let run = tokio::spawn(worker.run(controls, cancel.clone(), self.grace));
+            // The supervisor turns a panic into a logged, visible state: the watchdog
+            // withholds its ping and systemd restarts the service.
+            let task = tokio::spawn(async move {
+                if let Err(err) = run.await {
+                    if err.is_panic() {
+                        tracing::error!(endpoint = %handle.name, "Delivery worker crashed; its deliveries stopped. The watchdog will have the service restarted.");
+                        handle.mark_crashed();
+                    }
+                }
+            });
             self.running.push(Running { cancel, task });
         }
         self.handles.store(Arc::new(handles));

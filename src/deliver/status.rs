@@ -64,6 +64,8 @@ pub struct EndpointHandle {
     control: mpsc::UnboundedSender<Control>,
     /// How long attempts took (`edgehook_delivery_duration_seconds`).
     durations: Histogram,
+    /// Set when the worker task ended abnormally (a panic): the watchdog stops pinging.
+    crashed: std::sync::atomic::AtomicBool,
 }
 
 impl EndpointHandle {
@@ -74,8 +76,19 @@ impl EndpointHandle {
             status: Mutex::new(Status::default()),
             control,
             durations: Histogram::default(),
+            crashed: Default::default(),
         };
         (handle, rx)
+    }
+
+    /// Whether the worker died abnormally (its deliveries no longer progress).
+    pub fn crashed(&self) -> bool {
+        self.crashed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(super) fn mark_crashed(&self) {
+        self.crashed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn status(&self) -> Status {
