@@ -6,6 +6,12 @@
 //! keep-alive clients; over one pipelined line-socket connection; and deliveries/s end
 //! to end (line socket → queue → TLS POST → the built-in receiver) at concurrency 32.
 //! `EDGEHOOK_BENCH_SCALE` multiplies the event counts (default 1).
+//!
+//! `EDGEHOOK_BENCH=backlog` runs the big-backlog scenario instead (minutes): a million
+//! events (`EDGEHOOK_BACKLOG_EVENTS`) queued for an endpoint whose receiver is down, then
+//! the daemon's restart time with that queue (to `READY=1`), its memory while idle and
+//! while draining (`VmRSS`, sampled every 250 ms), and the drain rate once the receiver
+//! is up (it only counts requests, [`Receiver::count_only`]).
 
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/util/mod.rs"]
@@ -42,6 +48,14 @@ fn scale() -> usize {
 
 fn main() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
+    if std::env::var("EDGEHOOK_BENCH").as_deref() == Ok("backlog") {
+        let n = std::env::var("EDGEHOOK_BACKLOG_EVENTS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1_000_000);
+        backlog(&rt, n);
+        return;
+    }
     println!(
         "{:<44} {:>9} {:>9} {:>12}",
         "scenario", "events", "seconds", "events/s"
@@ -173,4 +187,138 @@ async fn delivery(n: usize) -> (usize, f64) {
     sent.await.expect("sender");
     drop(daemon);
     (n, secs)
+}
+
+/// Samples a daemon's `VmRSS` every 250 ms on a thread until stopped; the samples in KiB.
+struct RssSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<u64>>,
+}
+
+impl RssSampler {
+    fn start(pid: i32) -> RssSampler {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Some(kib) = rss_kib(pid) {
+                    samples.push(kib);
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            samples
+        });
+        RssSampler { stop, thread }
+    }
+
+    fn finish(self) -> Vec<u64> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().expect("sampler")
+    }
+}
+
+fn rss_kib(pid: i32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// The big-backlog scenario (module doc); prints one line per measurement.
+fn backlog(rt: &tokio::runtime::Runtime, n: usize) {
+    let pki = pki::generate().expect("pki");
+    let mut receiver = rt.block_on(Receiver::start(&pki)).expect("receiver");
+    receiver.count_only(true);
+    rt.block_on(receiver.stop());
+    let builder = util::Builder::new().lines_socket();
+    let ca = pki.write_ca(builder.dir()).expect("ca");
+    let endpoint = format!(
+        "[[endpoint]]\nname = \"backlog\"\nurl = \"{}\"\nconcurrency = 32\n\
+         [endpoint.retry]\ninitial = \"500ms\"\nmax = \"1s\"\n[endpoint.tls]\nca_file = {:?}\n",
+        receiver.url("/backlog"),
+        ca
+    );
+    let mut daemon = builder.toml(&endpoint).start();
+    println!("backlog: {n} events for an endpoint whose receiver is down");
+
+    let sampler = RssSampler::start(daemon.pid());
+    let secs = lines_pipelined(daemon.lines_socket().expect("lines socket"), n);
+    let fill = sampler.finish();
+    println!(
+        "  fill over the line socket: {secs:.1} s, {:.0} events/s, RSS max {:.1} MiB",
+        n as f64 / secs,
+        mib(fill.iter().copied().max().unwrap_or(0))
+    );
+    let db_bytes: u64 = ["queue.db", "queue.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(daemon.state_dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    println!("  queue on disk: {:.0} MiB", db_bytes as f64 / 1048576.0);
+
+    let stopping = Instant::now();
+    daemon.stop();
+    println!(
+        "  stop (SIGTERM → exit, WAL checkpoint): {:.2} s",
+        stopping.elapsed().as_secs_f64()
+    );
+    let starting = Instant::now();
+    daemon.restart();
+    println!(
+        "  start with the backlog (exec → READY=1): {:.2} s",
+        starting.elapsed().as_secs_f64()
+    );
+    let pending = daemon.query_i64("SELECT COUNT(*) FROM deliveries WHERE state = 0", []);
+    assert_eq!(pending, n as i64, "every event is pending");
+
+    let sampler = RssSampler::start(daemon.pid());
+    std::thread::sleep(Duration::from_secs(10));
+    let idle = sampler.finish();
+    println!(
+        "  idle with {pending} pending, 10 s: RSS {:.1}–{:.1} MiB",
+        mib(idle.iter().copied().min().unwrap_or(0)),
+        mib(idle.iter().copied().max().unwrap_or(0))
+    );
+
+    let sampler = RssSampler::start(daemon.pid());
+    let draining = Instant::now();
+    rt.block_on(receiver.restart()).expect("receiver restart");
+    let mut quarters = Vec::new();
+    for q in 1..=4 {
+        rt.block_on(receiver.wait_for(n * q / 4, Duration::from_secs(3600)))
+            .expect("deliveries");
+        quarters.push((
+            draining.elapsed().as_secs_f64(),
+            rss_kib(daemon.pid()).unwrap_or(0),
+        ));
+    }
+    let secs = draining.elapsed().as_secs_f64();
+    let drain = sampler.finish();
+    println!(
+        "  drain once the receiver is up: {secs:.1} s, {:.0} deliveries/s (TLS, concurrency 32)",
+        n as f64 / secs
+    );
+    for (q, (at, kib)) in quarters.iter().enumerate() {
+        println!(
+            "    {}% delivered at {at:.1} s, RSS {:.1} MiB",
+            (q + 1) * 25,
+            mib(*kib)
+        );
+    }
+    println!(
+        "  RSS while draining: min {:.1} MiB, max {:.1} MiB ({} samples)",
+        mib(drain.iter().copied().min().unwrap_or(0)),
+        mib(drain.iter().copied().max().unwrap_or(0)),
+        drain.len()
+    );
 }

@@ -12,10 +12,6 @@ use time::OffsetDateTime;
 /// Longest `type` and `id`, from the contract (SPEC §1).
 const MAX_TYPE_LEN: usize = 128;
 const MAX_ID_LEN: usize = 128;
-/// Deepest nesting of arrays and objects accepted in `data`: serde_json's recursion
-/// limit, which `match` filters and `order_key` (they parse `data`) are subject to. Deeper
-/// data could not be routed, and is a stack-overflow hazard for receivers' parsers.
-const MAX_DEPTH: usize = 128;
 
 /// A valid event, ready to be routed and stored.
 #[derive(Debug, Clone)]
@@ -95,7 +91,7 @@ impl Event {
         }
         let wire: Wire = serde_json::from_slice(bytes).map_err(json_error)?;
         validate_type(&wire.event_type)?;
-        validate_depth(wire.data.get())?;
+        validate_readable(bytes)?;
         let (id, id_assigned) = match wire.id {
             Some(id) => {
                 validate_id(&id)?;
@@ -153,9 +149,8 @@ impl Event {
     }
 }
 
-/// A serde error as the API reports it: bad syntax (with line and column, also for
-/// nesting deeper than serde_json's limit of 128) is `invalid_json`, a wrong shape
-/// `invalid_event`.
+/// A serde error as the API reports it: bad syntax is `invalid_json`, a wrong shape
+/// `invalid_event`; serde_json's message names the line and column.
 fn json_error(err: serde_json::Error) -> EventError {
     use serde_json::error::Category;
     let code = match err.classify() {
@@ -169,34 +164,76 @@ fn json_error(err: serde_json::Error) -> EventError {
     EventError { code, message }
 }
 
-/// `data` (valid JSON) nests at most [`MAX_DEPTH`] arrays and objects.
-fn validate_depth(data: &str) -> Result<(), EventError> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for (i, b) in data.bytes().enumerate() {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return Err(EventError::invalid(format!(
-                        "`data` nests arrays and objects deeper than {MAX_DEPTH} levels (at byte {i} of data); flatten it"
-                    )));
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+/// Read the whole body once more as a document, keeping nothing, to check what
+/// serde_json's `RawValue` lets through unread in `data`: nesting deeper than serde_json's
+/// limit of 127 levels (the event object is one of them), numbers beyond the range of
+/// f64 (`1e999`) and unpaired UTF-16 surrogate escapes (`"\ud800"`). Such data passes the
+/// JSON grammar, but no document can be made of it: `match` filters and `order_key` would
+/// silently see no `data`, and receivers differ on what it means. The errors name the line
+/// and column in the body.
+fn validate_readable(body: &[u8]) -> Result<(), EventError> {
+    let Err(err) = serde_json::from_slice::<Readable>(body) else {
+        return Ok(());
+    };
+    if err.to_string().starts_with("recursion limit exceeded") {
+        return Err(EventError::invalid(format!(
+            "the event nests arrays and objects more than 127 levels deep (at line {} column {}); flatten `data`",
+            err.line(),
+            err.column()
+        )));
     }
-    Ok(())
+    Err(json_error(err))
+}
+
+/// Any JSON value, read in full (strings decoded, numbers converted) and dropped.
+struct Readable;
+
+impl<'de> Deserialize<'de> for Readable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Readable, D::Error> {
+        d.deserialize_any(Readable)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Readable {
+    type Value = Readable;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+
+    fn visit_unit<E>(self) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Readable, A::Error> {
+        while seq.next_element::<Readable>()?.is_some() {}
+        Ok(Readable)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Readable, A::Error> {
+        while map.next_entry::<Readable, Readable>()?.is_some() {}
+        Ok(Readable)
+    }
 }
 
 fn validate_type(t: &str) -> Result<(), EventError> {
@@ -331,15 +368,16 @@ mod tests {
     }
 
     #[test]
-    fn data_nests_at_most_128_levels() {
+    fn events_nest_at_most_127_levels() {
         let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
         let body = |data: &str| format!(r#"{{"type":"t","data":{data}}}"#);
-        assert!(Event::parse(body(&nested(128)).as_bytes()).is_ok());
-        let e = err(&body(&nested(129)));
+        // The event object is the first level, as for serde_json's documents.
+        assert!(Event::parse(body(&nested(126)).as_bytes()).is_ok());
+        let e = err(&body(&nested(127)));
         assert_eq!(e.code, ErrorCode::InvalidEvent);
-        assert!(e.message.contains("deeper than 128"), "{}", e.message);
+        assert!(e.message.contains("more than 127 levels"), "{}", e.message);
         let e = err(&body(&nested(100_000)));
-        assert!(e.message.contains("at byte 128 of data"), "{}", e.message);
+        assert!(e.message.contains("line 1 column 146"), "{}", e.message);
         let objects = format!("{}1{}", r#"{"a":"#.repeat(200), "}".repeat(200));
         assert_eq!(err(&body(&objects)).code, ErrorCode::InvalidEvent);
         // Brackets inside strings (escaped quotes included) are not nesting.
@@ -347,6 +385,27 @@ mod tests {
         assert!(Event::parse(body(&text).as_bytes()).is_ok());
         // A top-level array is not an event, however deep, and is no crash.
         assert_eq!(err(&nested(100_000)).code, ErrorCode::InvalidEvent);
+    }
+
+    #[test]
+    fn data_must_be_readable_as_a_document() {
+        let e =
+            Event::parse(br#"{"type":"t","data":["\ud83d\ude00 \u00e9 \\ud800", 1e308]}"#).unwrap();
+        assert!(e.document()["data"][0].is_string(), "a pair is a character");
+        for body in [
+            r#"{"type":"t","data":"\ud800"}"#,
+            r#"{"type":"t","data":{"k\udc00":1}}"#,
+            r#"{"type":"t","data":"\ud800\u0041"}"#,
+            r#"{"type":"t","data":"\ud800"#,
+            r#"{"type":"t","data":[1e999]}"#,
+            r#"{"type":"t","data":-1e400}"#,
+        ] {
+            let e = err(body);
+            assert_eq!(e.code, ErrorCode::InvalidJson, "{body}");
+            assert!(e.message.contains("line 1 column"), "{body}: {}", e.message);
+        }
+        let e = err("{\"type\":\"t\",\n\"data\":[\"\\udbff\"]}");
+        assert!(e.message.contains("at line 2 column"), "{}", e.message);
     }
 
     #[test]

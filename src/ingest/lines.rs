@@ -22,7 +22,9 @@ use crate::store::Peer;
 
 /// Most lines stored in one call: bounds one commit's size and a reply burst.
 const MAX_LINES_PER_COMMIT: usize = 8192;
-/// Read chunks queued between reader and committer: the pipelining depth per connection.
+/// Read chunks queued between reader and committer: the pipelining depth per connection,
+/// and what a client that never reads its replies can make the daemon hold (16 reads of
+/// up to 64 KiB). 64 bought no throughput in the bench (BENCHMARKS.md) and cost memory.
 const QUEUED_CHUNKS: usize = 16;
 /// Socket read size.
 const READ_CHUNK: usize = 64 * 1024;

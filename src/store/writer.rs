@@ -358,8 +358,7 @@ fn apply_group(conn: &mut Connection, state: &mut State, group: Vec<Command>) {
 }
 
 /// The [`Command::Probe`] write: rewrite `user_version` with its own value. It dirties
-/// page 1, so the commit must append a WAL frame (and sync it): a real write that changes
-/// nothing.
+/// page 1, so the commit must append a WAL frame: a real write that changes nothing.
 fn probe(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))

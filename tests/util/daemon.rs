@@ -348,13 +348,6 @@ impl TestDaemon {
             .expect("VmRSS in /proc/PID/status")
     }
 
-    /// How many file descriptors the daemon has open (`/proc/PID/fd`).
-    pub fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .expect("listing /proc/PID/fd of the daemon")
-            .count()
-    }
-
     /// Start the daemon again (as [`TestDaemon::restart`]) expecting it to refuse: wait
     /// for its exit and return (exit code, what this run wrote to stderr).
     ///
