@@ -83,11 +83,22 @@ fn main() {
         let secs = lines_pipelined(daemon.lines_socket().expect("lines socket"), n);
         row("lines, 1 pipelined connection, full", n, secs);
     }
-    {
-        let n = 20_000 * scale();
-        let (n, secs) = rt.block_on(delivery(n));
-        row("delivery e2e, TLS, concurrency 32", n, secs);
+    for (concurrency, n) in [(1usize, 3_000usize), (8, 10_000), (32, 20_000)] {
+        let n = n * scale();
+        let (n, secs) = rt.block_on(delivery(n, concurrency));
+        row(
+            &format!("delivery e2e, TLS, concurrency {concurrency}"),
+            n,
+            secs,
+        );
     }
+    let (p50, p99, n) = rt.block_on(latency(2_000 * scale(), 1_000.0));
+    println!(
+        "{:<44} {n:>9}   p50 {:.2} ms, p99 {:.2} ms",
+        "latency ingest→receiver, 1000 events/s",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
 }
 
 fn row(name: &str, n: usize, secs: f64) {
@@ -163,19 +174,8 @@ fn lines_pipelined(socket: &Path, n: usize) -> f64 {
 }
 
 /// `n` events through the line socket to a TLS receiver; time until all arrived.
-async fn delivery(n: usize) -> (usize, f64) {
-    let pki = pki::generate().expect("pki");
-    let receiver = Receiver::start(&pki).await.expect("receiver");
-    let builder = util::Builder::new().lines_socket();
-    let ca = pki.write_ca(builder.dir()).expect("ca");
-    let endpoint = format!(
-        "[[endpoint]]\nname = \"bench\"\nurl = \"{}\"\nconcurrency = 32\n[endpoint.tls]\nca_file = {:?}\n",
-        receiver.url("/bench"),
-        ca
-    );
-    let daemon = tokio::task::spawn_blocking(move || builder.toml(&endpoint).start())
-        .await
-        .expect("start");
+async fn delivery(n: usize, concurrency: usize) -> (usize, f64) {
+    let (receiver, daemon) = delivery_setup(concurrency).await;
     let socket = daemon.lines_socket().expect("lines socket").to_path_buf();
     let start = Instant::now();
     let sent = tokio::task::spawn_blocking(move || lines_pipelined(&socket, n));
@@ -187,6 +187,69 @@ async fn delivery(n: usize) -> (usize, f64) {
     sent.await.expect("sender");
     drop(daemon);
     (n, secs)
+}
+
+/// A receiver and a daemon with one TLS endpoint pointing at it.
+async fn delivery_setup(concurrency: usize) -> (Receiver, util::TestDaemon) {
+    let pki = pki::generate().expect("pki");
+    let receiver = Receiver::start(&pki).await.expect("receiver");
+    let builder = util::Builder::new().lines_socket();
+    let ca = pki.write_ca(builder.dir()).expect("ca");
+    let endpoint = format!(
+        "[[endpoint]]\nname = \"bench\"\nurl = \"{}\"\nconcurrency = {concurrency}\n[endpoint.tls]\nca_file = {:?}\n",
+        receiver.url("/bench"),
+        ca
+    );
+    let daemon = tokio::task::spawn_blocking(move || builder.toml(&endpoint).start())
+        .await
+        .expect("start");
+    (receiver, daemon)
+}
+
+/// Ingest-to-receiver latency with the link up: `n` events POSTed by one keep-alive HTTP
+/// client at `rate` per second; each event's send instant against the receiver's arrival
+/// instant. Returns (p50, p99, n).
+async fn latency(n: usize, rate: f64) -> (Duration, Duration, usize) {
+    let (receiver, daemon) = delivery_setup(32).await;
+    let stream = tokio::net::UnixStream::connect(daemon.socket())
+        .await
+        .expect("connect");
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let start = Instant::now();
+    let mut sent = Vec::with_capacity(n);
+    for i in 0..n {
+        tokio::time::sleep_until((start + Duration::from_secs_f64(i as f64 / rate)).into()).await;
+        let body = format!(r#"{{"type":"Bench.latency","data":{{"i":{i}}}}}"#);
+        let req = Request::post("/v1/events")
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .expect("request");
+        tx.ready().await.expect("connection ready");
+        sent.push(Instant::now());
+        let resp = tx.send_request(req).await.expect("send");
+        assert_eq!(resp.status(), 202);
+        resp.into_body().collect().await.expect("body");
+    }
+    let got = receiver
+        .wait_for(n, Duration::from_secs(60))
+        .await
+        .expect("deliveries");
+    let mut latencies: Vec<Duration> = got
+        .iter()
+        .filter_map(|r| {
+            let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+            let i = v["data"]["i"].as_u64()? as usize;
+            Some(r.at.saturating_duration_since(sent[i]))
+        })
+        .collect();
+    latencies.sort();
+    drop(daemon);
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    (pct(0.50), pct(0.99), latencies.len())
 }
 
 /// Samples a daemon's `VmRSS` every 250 ms on a thread until stopped; the samples in KiB.
