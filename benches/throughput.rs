@@ -105,6 +105,31 @@ fn row(name: &str, n: usize, secs: f64) {
     println!("{name:<44} {n:>9} {secs:>9.2} {:>12.0}", n as f64 / secs);
 }
 
+/// A keep-alive HTTP/1.1 connection to the ingest socket.
+async fn connect(socket: &Path) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .expect("connect");
+    let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    tx
+}
+
+/// POST one event and check the 202.
+async fn post(tx: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>, body: String) {
+    let req = Request::post("/v1/events")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .expect("request");
+    tx.ready().await.expect("connection ready");
+    let resp = tx.send_request(req).await.expect("send");
+    assert_eq!(resp.status(), 202);
+    resp.into_body().collect().await.expect("body");
+}
+
 /// `clients` keep-alive connections, each POSTing `per_client` events in turn.
 async fn http_clients(socket: &Path, clients: usize, per_client: usize) -> (usize, f64) {
     let start = Instant::now();
@@ -112,26 +137,13 @@ async fn http_clients(socket: &Path, clients: usize, per_client: usize) -> (usiz
     for c in 0..clients {
         let socket = socket.to_path_buf();
         tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::UnixStream::connect(&socket)
-                .await
-                .expect("connect");
-            let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .expect("handshake");
-            tokio::spawn(conn);
+            let mut tx = connect(&socket).await;
             for i in 0..per_client {
                 let body = format!(
                     r#"{{"type":"Bench.http","data":{{"client":{c},"i":{i},"pad":"{}"}}}}"#,
                     "x".repeat(100)
                 );
-                let req = Request::post("/v1/events")
-                    .header("host", "localhost")
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body)))
-                    .expect("request");
-                let resp = tx.send_request(req).await.expect("send");
-                assert_eq!(resp.status(), 202);
-                resp.into_body().collect().await.expect("body");
+                post(&mut tx, body).await;
             }
         }));
     }
@@ -211,28 +223,17 @@ async fn delivery_setup(concurrency: usize) -> (Receiver, util::TestDaemon) {
 /// instant. Returns (p50, p99, n).
 async fn latency(n: usize, rate: f64) -> (Duration, Duration, usize) {
     let (receiver, daemon) = delivery_setup(32).await;
-    let stream = tokio::net::UnixStream::connect(daemon.socket())
-        .await
-        .expect("connect");
-    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
+    let mut tx = connect(daemon.socket()).await;
     let start = Instant::now();
     let mut sent = Vec::with_capacity(n);
     for i in 0..n {
         tokio::time::sleep_until((start + Duration::from_secs_f64(i as f64 / rate)).into()).await;
-        let body = format!(r#"{{"type":"Bench.latency","data":{{"i":{i}}}}}"#);
-        let req = Request::post("/v1/events")
-            .header("host", "localhost")
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .expect("request");
-        tx.ready().await.expect("connection ready");
         sent.push(Instant::now());
-        let resp = tx.send_request(req).await.expect("send");
-        assert_eq!(resp.status(), 202);
-        resp.into_body().collect().await.expect("body");
+        post(
+            &mut tx,
+            format!(r#"{{"type":"Bench.latency","data":{{"i":{i}}}}}"#),
+        )
+        .await;
     }
     let got = receiver
         .wait_for(n, Duration::from_secs(60))

@@ -296,29 +296,22 @@ struct Target {
 }
 
 async fn dead_retry(ctx: &Ctx, body: Bytes) -> Result<Value, ApiError> {
-    let s: Select = parse(&body)?;
-    let n = ctx
-        .runtime
-        .store
-        .retry_dead(DeadFilter {
-            endpoint: s.endpoint,
-            ids: s.ids,
-        })
-        .await?;
+    let n = ctx.runtime.store.retry_dead(selected(&body)?).await?;
     Ok(json!({"retried": n}))
 }
 
 async fn dead_purge(ctx: &Ctx, body: Bytes) -> Result<Value, ApiError> {
-    let s: Select = parse(&body)?;
-    let n = ctx
-        .runtime
-        .store
-        .purge_dead(DeadFilter {
-            endpoint: s.endpoint,
-            ids: s.ids,
-        })
-        .await?;
+    let n = ctx.runtime.store.purge_dead(selected(&body)?).await?;
     Ok(json!({"purged": n}))
+}
+
+/// The dead letters a retry or purge body selects.
+fn selected(body: &[u8]) -> Result<DeadFilter, ApiError> {
+    let s: Select = parse(body)?;
+    Ok(DeadFilter {
+        endpoint: s.endpoint,
+        ids: s.ids,
+    })
 }
 
 fn wake(ctx: &Ctx, body: Bytes) -> Result<Value, ApiError> {
