@@ -30,23 +30,16 @@ fn sigkill_under_load_loses_no_accepted_event() {
             let acked_tx = acked_tx.clone();
             std::thread::spawn(move || {
                 let mut acked = Vec::new();
-                for n in 0.. {
-                    let id = format!("crash-{c}-{n}");
-                    let body = event("Test.crash", &id, &format!(r#"{{"c":{c},"n":{n}}}"#));
-                    // An error means the daemon is gone: the kill happened.
-                    let Ok(r) = client::request(
-                        &socket,
-                        "POST",
-                        "/v1/events",
-                        Some("application/json"),
-                        body.as_bytes(),
-                    ) else {
-                        break;
-                    };
-                    assert_eq!(r.status, 202, "{id}: {r:?}");
-                    acked.push(id);
-                    let _ = acked_tx.send(());
-                }
+                client::post_until_killed(
+                    &socket,
+                    &format!("crash-{c}"),
+                    |n| format!(r#"{{"c":{c},"n":{n}}}"#),
+                    |id| {
+                        acked.push(id);
+                        let _ = acked_tx.send(());
+                        true
+                    },
+                );
                 acked
             })
         })

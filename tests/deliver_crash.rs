@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 
 use crate::util::delivery::{pending, wait_db, Endpoint, Upstream};
-use crate::util::{client, event, Builder};
+use crate::util::{client, Builder};
 
 /// Requests the receiver must have seen before the kill: deliveries are under way.
 const BEFORE_KILL: usize = 60;
@@ -29,24 +29,12 @@ fn sigkill_mid_delivery_loses_nothing_and_repeats_little() {
     let (acked_tx, acked_rx) = mpsc::channel::<String>();
     let socket = d.socket().to_path_buf();
     let sender = std::thread::spawn(move || {
-        for n in 0.. {
-            let id = format!("kill-{n}");
-            let body = event("Test.kill", &id, &format!("{{\"n\":{n}}}"));
-            // An error means the daemon is gone: the kill happened.
-            let Ok(r) = client::request(
-                &socket,
-                "POST",
-                "/v1/events",
-                Some("application/json"),
-                body.as_bytes(),
-            ) else {
-                break;
-            };
-            assert_eq!(r.status, 202, "{id}: {r:?}");
-            if acked_tx.send(id).is_err() {
-                break;
-            }
-        }
+        client::post_until_killed(
+            &socket,
+            "kill",
+            |n| format!("{{\"n\":{n}}}"),
+            |id| acked_tx.send(id).is_ok(),
+        );
     });
 
     up.wait_for(BEFORE_KILL);

@@ -154,6 +154,38 @@ pub fn request(
     }
 }
 
+/// POST events with ids `{prefix}-0`, `{prefix}-1`, … (data from `data(n)`) one after the
+/// other until the daemon stops answering (a test killed it). Each id answered 202 goes
+/// to `acked`; the loop also ends when `acked` returns false.
+///
+/// # Panics
+/// On an answer other than 202 while the daemon runs.
+pub fn post_until_killed(
+    socket: &Path,
+    prefix: &str,
+    data: impl Fn(u64) -> String,
+    mut acked: impl FnMut(String) -> bool,
+) {
+    for n in 0.. {
+        let id = format!("{prefix}-{n}");
+        let body = super::event("Test.crash", &id, &data(n));
+        // An error means the daemon is gone: the kill happened.
+        let Ok(r) = request(
+            socket,
+            "POST",
+            "/v1/events",
+            Some("application/json"),
+            body.as_bytes(),
+        ) else {
+            return;
+        };
+        assert_eq!(r.status, 202, "{id}: {r:?}");
+        if !acked(id) {
+            return;
+        }
+    }
+}
+
 /// A line-protocol connection: write lines, read reply lines.
 pub struct LineClient {
     writer: UnixStream,
