@@ -124,6 +124,21 @@ pub async fn run() -> anyhow::Result<()> {
 }
 
 fn config_text(dir: &Path, ca: &Path, receiver: &Receiver) -> String {
+    let dir = dir.display();
+    let spark = endpoint(
+        "spark",
+        &receiver.url("/spark"),
+        r#"["UploadProduct", "PublishEngine"]"#,
+        "[endpoint.auth]\ntype = \"api-key\"\nvalue = \"demo-api-key\"\n",
+        ca,
+    );
+    let webex = endpoint(
+        "webex",
+        &receiver.url("/webex"),
+        r#"["messages.*"]"#,
+        "",
+        ca,
+    );
     format!(
         r#"[daemon]
 state_dir = "{dir}/state"
@@ -132,28 +147,19 @@ shutdown_timeout = "2s"
 
 [ingest]
 socket = "{dir}/edgehook.sock"
+{spark}{webex}"#
+    )
+}
 
+/// One demo `[[endpoint]]`: signed, short retries (so the outage drains fast), our CA.
+fn endpoint(name: &str, url: &str, events: &str, extra: &str, ca: &Path) -> String {
+    format!(
+        r#"
 [[endpoint]]
-name = "spark"
-url = "{spark}"
-events = ["UploadProduct", "PublishEngine"]
-[endpoint.auth]
-type = "api-key"
-value = "demo-api-key"
-[endpoint.signing]
-scheme = "standard-webhooks"
-secret = "{SECRET}"
-[endpoint.retry]
-initial = "200ms"
-max = "1s"
-[endpoint.tls]
-ca_file = "{ca}"
-
-[[endpoint]]
-name = "webex"
-url = "{webex}"
-events = ["messages.*"]
-[endpoint.signing]
+name = "{name}"
+url = "{url}"
+events = {events}
+{extra}[endpoint.signing]
 scheme = "standard-webhooks"
 secret = "{SECRET}"
 [endpoint.retry]
@@ -162,10 +168,7 @@ max = "1s"
 [endpoint.tls]
 ca_file = "{ca}"
 "#,
-        dir = dir.display(),
-        ca = ca.display(),
-        spark = receiver.url("/spark"),
-        webex = receiver.url("/webex"),
+        ca = ca.display()
     )
 }
 

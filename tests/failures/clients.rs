@@ -269,19 +269,7 @@ fn http_client_that_never_reads_replies_is_bounded() {
     s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
     let request = keep_alive_post(r#"{"type":"Test.pipe","data":{}}"#);
     let burst: Vec<u8> = request.repeat(100);
-    let mut written = 0usize;
-    let stalled = loop {
-        match s.write(&burst) {
-            Ok(n) => written += n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                break true
-            }
-            Err(e) => panic!("writing the pipeline: {e}"),
-        }
-        if written > 64 << 20 {
-            break false;
-        }
-    };
+    let (written, stalled) = write_until_stalled(&mut s, &burst, 64 << 20);
     assert!(
         stalled,
         "the daemon read {written} bytes of requests whose replies nobody reads"
@@ -312,19 +300,7 @@ fn line_client_that_never_reads_replies_is_bounded() {
     s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
     let line = b"{\"type\":\"Test.pipe\",\"data\":{}}\n";
     let burst: Vec<u8> = line.repeat(2000);
-    let mut written = 0usize;
-    let stalled = loop {
-        match s.write(&burst) {
-            Ok(n) => written += n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                break true
-            }
-            Err(e) => panic!("writing lines: {e}"),
-        }
-        if written > 256 << 20 {
-            break false;
-        }
-    };
+    let (written, stalled) = write_until_stalled(&mut s, &burst, 256 << 20);
     assert!(
         stalled,
         "the daemon read {written} bytes of unanswered lines"
@@ -536,4 +512,24 @@ fn invalid_utf8_and_nul_bytes_are_400_invalid_json() {
     );
     served(&d, "after-bad-bytes");
     intact(&d, &before);
+}
+
+/// Write `burst` again and again until a write times out (the daemon stopped reading:
+/// `true`) or `cap` bytes went through (`false`). Returns (bytes written, stalled).
+fn write_until_stalled(
+    s: &mut std::os::unix::net::UnixStream,
+    burst: &[u8],
+    cap: usize,
+) -> (usize, bool) {
+    let mut written = 0usize;
+    while written <= cap {
+        match s.write(burst) {
+            Ok(n) => written += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return (written, true)
+            }
+            Err(e) => panic!("writing a pipeline the daemon never answers: {e}"),
+        }
+    }
+    (written, false)
 }
