@@ -362,6 +362,9 @@ codes=$(ct sh -c 'for i in $(seq 1 20); do
     done; wait' | sort | uniq -c | tr -s ' ')
 log "20 concurrent first events answered in $(elapsed "$t0")s: $codes"
 check "all 20 answered 202" test "$codes" = " 20 202"
+# edgehook serves the passed socket as soon as its queue is open, a moment before it sends
+# READY=1, so the unit may still be "activating" when the last 202 arrives.
+wait_for 10 "the socket-started service to report READY=1" sh -c "[ \"\$(nsenter -t $LEADER -m -u -i -n -p -C -r -w -- systemctl show -P ActiveState edgehook.service)\" = active ]"
 check "the service was started by the socket" test "$(prop ActiveState)" = active
 check "edgehook used the passed socket" sh -c "nsenter -t $LEADER -m -u -i -n -p -C -r -w -- journalctl -u edgehook --no-pager -o cat | grep -q 'Using the socket passed by systemd'"
 all_received() { for i in $(seq 1 20); do received "act-$i" || return 1; done; }
