@@ -11,6 +11,10 @@
 //! In the journal every event field becomes a journal field of the same name in upper case
 //! (`event_id` → `EVENT_ID`, `endpoint` → `ENDPOINT`, `status` → `STATUS`), without
 //! `tracing-journald`'s default `F_` prefix, so `journalctl -u edgehook ENDPOINT=spark` works.
+//!
+//! `repeats.rs`: log a repeated identical failure once, then a summary a minute (SPEC §12).
+
+pub mod repeats;
 
 use std::io::IsTerminal;
 use std::sync::{Mutex, OnceLock};

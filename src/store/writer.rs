@@ -23,6 +23,7 @@ use super::admin;
 use super::deliveries::{self, Update};
 use super::{now_ms, Inserted, NewEvent, StoreError};
 use crate::config::{Durability, QueueConfig, WhenFull};
+use crate::logging::repeats::Repeats;
 
 /// Upper bound of commands per transaction: keeps one commit's latency bounded.
 const MAX_GROUP: usize = 1024;
@@ -31,6 +32,10 @@ const MAX_GROUP: usize = 1024;
 /// for good after its first commit, as a writer stuck in a dead disk would. Never set in
 /// production (the shipped unit does not set it); it only makes edgehook stop working.
 const WEDGE_ENV: &str = "EDGEHOOK_DEBUG_WEDGE_WRITER";
+
+/// Failed commits, logged once per distinct error and then summarised (SPEC §12): while
+/// the disk is full every group fails the same way.
+static COMMIT_FAILED: Repeats = Repeats::new();
 
 pub(super) type InsertReply = Result<Vec<Result<Inserted, StoreError>>, StoreError>;
 
@@ -312,7 +317,9 @@ fn apply_group(conn: &mut Connection, state: &mut State, group: Vec<Command>) {
     }
     let commit = begin.and_then(|()| conn.execute_batch("COMMIT").map_err(unavailable));
     if let Err(err) = &commit {
-        error!(error = %err, "Queue commit failed; callers are told to retry.");
+        if let Some(repeated) = COMMIT_FAILED.admit(&err.to_string()) {
+            error!(error = %err, repeated, "Queue commit failed; callers are told to retry.");
+        }
         // Also ends a transaction a failed COMMIT left open (SQLITE_BUSY); an error here
         // just means SQLite already rolled it back.
         let _ = conn.execute_batch("ROLLBACK");
@@ -330,7 +337,8 @@ fn apply_group(conn: &mut Connection, state: &mut State, group: Vec<Command>) {
                 if let Some(f) = pending.iter().find_map(Pending::failure) {
                     *failing = Some(f.to_owned());
                 } else if wrote && failing.take().is_some() {
-                    info!("Queue storage works again; accepting events.");
+                    let repeated = COMMIT_FAILED.clear_all().unwrap_or(0);
+                    info!(repeated, "Queue storage works again; accepting events.");
                 }
             }
         }
