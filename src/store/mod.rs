@@ -110,8 +110,8 @@ impl Store {
         let mut conn = open_connection(path, queue.durability)?;
         schema::migrate(&mut conn).map_err(|e| corrupt_or(path, e))?;
         let (inserted_tx, inserted) = tokio::sync::watch::channel(0);
-        let state =
-            writer::State::load(&conn, queue, inserted_tx).map_err(|e| corrupt_or(path, e))?;
+        let state = writer::State::load(&conn, queue, inserted_tx)
+            .map_err(|e| corrupt_or(path, e.into()))?;
         let reader = open_connection(path, queue.durability)?;
         let admin_reader = open_connection(path, queue.durability)?;
         let bytes = state.published_bytes();
@@ -377,25 +377,37 @@ fn open_connection(path: &Path, durability: Durability) -> anyhow::Result<Connec
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;"
     ))
-    .map_err(|e| corrupt_or(path, e.to_string()))?;
+    .map_err(|e| corrupt_or(path, e.into()))?;
     Ok(conn)
 }
 
 /// Word an open-time failure; corruption gets instructions, never an automatic delete.
-fn corrupt_or(path: &Path, err: String) -> anyhow::Error {
-    let lower = err.to_lowercase();
-    if lower.contains("malformed") || lower.contains("not a database") || lower.contains("corrupt")
-    {
-        let p = path.display();
+fn corrupt_or(path: &Path, err: anyhow::Error) -> anyhow::Error {
+    let corrupt = err
+        .chain()
+        .filter_map(|e| e.downcast_ref::<rusqlite::Error>())
+        .any(is_corrupt);
+    let p = path.display();
+    if corrupt {
         anyhow::anyhow!(
-            "queue database {p} is corrupt ({err}). edgehook will not touch it. \
+            "queue database {p} is corrupt ({err:#}). edgehook will not touch it. \
              Stop edgehook, move it aside with `mv {p} {p}.corrupt` (and {p}-wal, {p}-shm if present), \
              then start edgehook again with an empty queue; the moved file can be inspected with sqlite3 \
              (`.recover`) to salvage events"
         )
     } else {
-        anyhow::anyhow!("queue database {}: {err}", path.display())
+        anyhow::anyhow!("queue database {p}: {err:#}")
     }
+}
+
+/// Whether SQLite says the database file is damaged (or not a database at all): the one
+/// corruption check, for open-time errors and the writer's alike.
+fn is_corrupt(err: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode;
+    matches!(
+        err.sqlite_error_code(),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+    )
 }
 
 /// Milliseconds since the Unix epoch; the store's clock for every timestamp column.

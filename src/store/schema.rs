@@ -3,6 +3,7 @@
 //! Each entry of [`MIGRATIONS`] takes the schema from version `i` to `i + 1`; a database
 //! written by a newer edgehook (higher version than we know) is refused, never downgraded.
 
+use anyhow::Context;
 use rusqlite::Connection;
 
 /// Migration `i` upgrades `user_version` `i` → `i + 1`.
@@ -61,23 +62,21 @@ pub fn current_version() -> i64 {
 }
 
 /// Bring `conn` up to [`current_version`], one transaction per step.
-pub fn migrate(conn: &mut Connection) -> Result<(), String> {
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| e.to_string())?;
+pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > current_version() {
-        return Err(format!(
+        anyhow::bail!(
             "it has schema version {version}, written by a newer edgehook (this one knows up to {}); \
              upgrade edgehook or restore the older database",
             current_version()
-        ));
+        );
     }
     for (from, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction().map_err(|e| e.to_string())?;
+        let tx = conn.transaction()?;
         tx.execute_batch(sql)
             .and_then(|()| tx.pragma_update(None, "user_version", from as i64 + 1))
             .and_then(|()| tx.commit())
-            .map_err(|e| format!("migrating schema {from} → {}: {e}", from + 1))?;
+            .with_context(|| format!("migrating schema {from} → {}", from + 1))?;
     }
     Ok(())
 }
@@ -102,7 +101,7 @@ mod tests {
     fn refuses_newer_schema() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
-        let err = migrate(&mut conn).unwrap_err();
+        let err = migrate(&mut conn).unwrap_err().to_string();
         assert!(err.contains("newer edgehook"), "{err}");
     }
 }

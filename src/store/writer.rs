@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 
 use super::admin;
 use super::deliveries::{self, Update};
-use super::{now_ms, Inserted, NewEvent, StoreError};
+use super::{is_corrupt, now_ms, Inserted, NewEvent, StoreError};
 use crate::config::{Durability, QueueConfig, WhenFull};
 use crate::logging::repeats::Repeats;
 
@@ -104,12 +104,10 @@ impl State {
         conn: &Connection,
         queue: &QueueConfig,
         inserted: tokio::sync::watch::Sender<u64>,
-    ) -> Result<State, String> {
-        let bytes: i64 = conn
-            .query_row("SELECT COALESCE(SUM(size), 0) FROM events", [], |r| {
-                r.get(0)
-            })
-            .map_err(|e| e.to_string())?;
+    ) -> rusqlite::Result<State> {
+        let bytes: i64 = conn.query_row("SELECT COALESCE(SUM(size), 0) FROM events", [], |r| {
+            r.get(0)
+        })?;
         Ok(State {
             queue: queue.clone(),
             bytes: bytes as u64,
@@ -229,49 +227,79 @@ fn set_sync(conn: &Connection, state: &mut State, group: &[Command]) {
     }
 }
 
+/// Apply one group of commands in one transaction, then answer every caller.
 fn apply_group(conn: &mut Connection, state: &mut State, group: Vec<Command>) {
     let bytes_before = state.bytes;
     let changes_before = conn.total_changes();
-    let mut probed = false;
-    let mut requeued = false;
-    let mut pending = Vec::with_capacity(group.len());
     state.dropping.clear();
     set_sync(conn, state, &group);
-    let mut begin = conn.execute_batch("BEGIN IMMEDIATE").map_err(unavailable);
-    if begin.is_ok() {
-        // New rows get seqs above this, unless the newest row is deleted first and its
-        // seq reused: `insert_one` lowers the floor then.
-        begin = conn
-            .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
-                r.get(0)
-            })
-            .map(|floor| state.group_floor = floor)
-            .map_err(unavailable);
-    }
+    let mut tx = Group {
+        open: begin(conn, state),
+        pending: Vec::with_capacity(group.len()),
+        probed: false,
+        requeued: false,
+    };
     for cmd in group {
-        // SQLite rolls a whole transaction back by itself after some errors (SQLITE_FULL,
-        // SQLITE_IOERR, SQLITE_NOMEM): then the group is lost, and the remaining commands
-        // must not run outside a transaction, each committing on its own.
-        if begin.is_ok() && conn.is_autocommit() {
-            begin = Err(StoreError::Unavailable(
+        tx.check_open(conn);
+        tx.apply(conn, state, cmd);
+    }
+    tx.check_open(conn);
+    let commit = commit(conn, tx.open.clone());
+    if commit.is_err() {
+        state.bytes = bytes_before;
+        state.dropping.clear();
+    }
+    state.published.store(state.bytes, Ordering::Relaxed);
+    let wrote = commit.is_ok() && (tx.probed || conn.total_changes() != changes_before);
+    record_health(state, &commit, &tx.pending, wrote);
+    announce(state, &commit, &tx);
+    for p in tx.pending {
+        p.send(commit.as_ref().map(|_| ()));
+    }
+}
+
+/// One group's transaction while its commands are applied.
+struct Group {
+    /// `Ok` while the transaction is open; the error every later command gets otherwise.
+    open: Result<(), StoreError>,
+    /// Answers held back until the commit is known.
+    pending: Vec<Pending>,
+    /// A [`Command::Probe`] wrote: the commit proves storage works even if nothing changed.
+    probed: bool,
+    /// Dead letters were queued again: workers must look.
+    requeued: bool,
+}
+
+impl Group {
+    /// SQLite rolls a whole transaction back by itself after some errors (SQLITE_FULL,
+    /// SQLITE_IOERR, SQLITE_NOMEM): then the group is lost, and the remaining commands
+    /// must not run outside a transaction, each committing on its own.
+    fn check_open(&mut self, conn: &Connection) {
+        if self.open.is_ok() && conn.is_autocommit() {
+            self.open = Err(StoreError::Unavailable(
                 "the transaction was rolled back after a storage error".into(),
             ));
         }
+    }
+
+    /// Apply one command inside the transaction (or answer it with the group's error).
+    fn apply(&mut self, conn: &Connection, state: &mut State, cmd: Command) {
+        let open = self.open.clone();
         match cmd {
             Command::Insert {
                 events,
                 atomic,
                 reply,
             } => {
-                let result = match &begin {
+                let result = match open {
                     Ok(()) => insert(conn, state, events, atomic),
-                    Err(e) => Err(e.clone()),
+                    Err(e) => Err(e),
                 };
-                pending.push(Pending::Insert(reply, result));
+                self.pending.push(Pending::Insert(reply, result));
             }
             Command::Complete { updates, reply } => {
-                let result = begin.clone().and_then(|()| complete(conn, state, &updates));
-                pending.push(Pending::Done(reply, result));
+                let result = open.and_then(|()| complete(conn, state, &updates));
+                self.pending.push(Pending::Done(reply, result));
             }
             Command::SetHold {
                 endpoint,
@@ -279,43 +307,55 @@ fn apply_group(conn: &mut Connection, state: &mut State, group: Vec<Command>) {
                 reply,
             } => {
                 let hold = hold.as_ref().map(|(s, r)| (s.as_str(), r.as_str()));
-                let result = begin.clone().and_then(|()| {
+                let result = open.and_then(|()| {
                     deliveries::set_hold(conn, &endpoint, hold).map_err(unavailable)
                 });
-                pending.push(Pending::Done(reply, result));
+                self.pending.push(Pending::Done(reply, result));
             }
             Command::RetryDead { seqs, reply } => {
-                let result = begin.clone().and_then(|()| retry_dead(conn, state, &seqs));
-                requeued |= matches!(result, Ok(n) if n > 0);
-                pending.push(Pending::Count(reply, result));
+                let result = open.and_then(|()| retry_dead(conn, state, &seqs));
+                self.requeued |= matches!(result, Ok(n) if n > 0);
+                self.pending.push(Pending::Count(reply, result));
             }
             Command::PurgeDead { seqs, reply } => {
-                let result = begin.clone().and_then(|()| purge_dead(conn, state, &seqs));
-                pending.push(Pending::Count(reply, result));
+                let result = open.and_then(|()| purge_dead(conn, state, &seqs));
+                self.pending.push(Pending::Count(reply, result));
             }
             Command::Configure(queue) => state.queue = queue,
             Command::Maintain => {
-                if begin.is_ok() {
+                if open.is_ok() {
                     if let Err(err) = maintain(conn, state) {
                         warn!(error = %err, "Queue housekeeping failed; will try again.");
                     }
                 }
             }
-            Command::Ping(reply) => pending.push(Pending::Done(reply, Ok(()))),
+            Command::Ping(reply) => self.pending.push(Pending::Done(reply, Ok(()))),
             Command::Probe(reply) => {
-                let result = begin.clone().and_then(|()| probe(conn));
-                probed |= result.is_ok();
-                pending.push(Pending::Done(reply, result));
+                let result = open.and_then(|()| probe(conn));
+                self.probed |= result.is_ok();
+                self.pending.push(Pending::Done(reply, result));
             }
             Command::Close => {}
         }
     }
-    if begin.is_ok() && conn.is_autocommit() {
-        begin = Err(StoreError::Unavailable(
-            "the transaction was rolled back after a storage error".into(),
-        ));
-    }
-    let commit = begin.and_then(|()| conn.execute_batch("COMMIT").map_err(unavailable));
+}
+
+/// `BEGIN IMMEDIATE`, and note the first seq this group's events will get.
+fn begin(conn: &Connection, state: &mut State) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(unavailable)?;
+    // New rows get seqs above this, unless the newest row is deleted first and its seq
+    // reused: `insert_one` lowers the floor then.
+    state.group_floor = conn
+        .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
+            r.get(0)
+        })
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// `COMMIT` an open transaction; on any failure make sure none is left open.
+fn commit(conn: &Connection, open: Result<(), StoreError>) -> Result<(), StoreError> {
+    let commit = open.and_then(|()| conn.execute_batch("COMMIT").map_err(unavailable));
     if let Err(err) = &commit {
         if let Some(repeated) = COMMIT_FAILED.admit(&err.to_string()) {
             error!(error = %err, repeated, "Queue commit failed; callers are told to retry.");
@@ -323,26 +363,30 @@ fn apply_group(conn: &mut Connection, state: &mut State, group: Vec<Command>) {
         // Also ends a transaction a failed COMMIT left open (SQLITE_BUSY); an error here
         // just means SQLite already rolled it back.
         let _ = conn.execute_batch("ROLLBACK");
-        state.bytes = bytes_before;
-        state.dropping.clear();
     }
-    state.published.store(state.bytes, Ordering::Relaxed);
-    let wrote = commit.is_ok() && (probed || conn.total_changes() != changes_before);
-    {
-        let mut failing = state.failing.lock().unwrap_or_else(|p| p.into_inner());
-        match &commit {
-            Err(StoreError::Unavailable(why)) => *failing = Some(why.clone()),
-            Err(e) => *failing = Some(e.to_string()),
-            Ok(()) => {
-                if let Some(f) = pending.iter().find_map(Pending::failure) {
-                    *failing = Some(f.to_owned());
-                } else if wrote && failing.take().is_some() {
-                    let repeated = COMMIT_FAILED.clear_all().unwrap_or(0);
-                    info!(repeated, "Queue storage works again; accepting events.");
-                }
+    commit
+}
+
+/// Set or clear [`State::failing`] from the group's outcome: a failed commit or a caller's
+/// storage error sets it; only a commit that really wrote clears it.
+fn record_health(state: &State, commit: &Result<(), StoreError>, pending: &[Pending], wrote: bool) {
+    let mut failing = state.failing.lock().unwrap_or_else(|p| p.into_inner());
+    match commit {
+        Err(StoreError::Unavailable(why)) => *failing = Some(why.clone()),
+        Err(e) => *failing = Some(e.to_string()),
+        Ok(()) => {
+            if let Some(f) = pending.iter().find_map(Pending::failure) {
+                *failing = Some(f.to_owned());
+            } else if wrote && failing.take().is_some() {
+                let repeated = COMMIT_FAILED.clear_all().unwrap_or(0);
+                info!(repeated, "Queue storage works again; accepting events.");
             }
         }
     }
+}
+
+/// After the commit: log and count committed drops, wake the workers if events arrived.
+fn announce(state: &mut State, commit: &Result<(), StoreError>, tx: &Group) {
     if !state.dropping.is_empty() {
         let dropped = std::mem::take(&mut state.dropping);
         state
@@ -352,16 +396,12 @@ fn apply_group(conn: &mut Connection, state: &mut State, group: Vec<Command>) {
             warn!(event_id = %id, "Queue full (queue.when_full = \"drop_oldest\"): dropped the oldest event.");
         }
     }
-    if commit.is_ok()
-        && (requeued
-            || pending
-                .iter()
-                .any(|p| matches!(p, Pending::Insert(_, Ok(_)))))
-    {
+    let stored = tx
+        .pending
+        .iter()
+        .any(|p| matches!(p, Pending::Insert(_, Ok(_))));
+    if commit.is_ok() && (tx.requeued || stored) {
         state.inserted.send_modify(|n| *n += 1);
-    }
-    for p in pending {
-        p.send(commit.as_ref().map(|_| ()));
     }
 }
 
@@ -579,12 +619,12 @@ fn prune_dedupe(conn: &Connection, state: &State) -> rusqlite::Result<usize> {
 fn unavailable(err: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode;
     let reason = match err.sqlite_error_code() {
+        _ if is_corrupt(&err) => {
+            "the queue database is corrupt (stop edgehook and move queue.db aside, see README \"Failure modes\")"
+        }
         Some(ErrorCode::DiskFull) => "disk full (free space where daemon.state_dir is)",
         Some(ErrorCode::SystemIoFailure) => "I/O error",
         Some(ErrorCode::ReadOnly) => "database is read-only",
-        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
-            "the queue database is corrupt (stop edgehook and move queue.db aside, see README \"Failure modes\")"
-        }
         _ => "database error",
     };
     StoreError::Unavailable(format!("{reason} ({err})"))
