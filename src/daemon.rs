@@ -1,22 +1,29 @@
 //! The daemon: the one place long-lived tasks are spawned, the control loop that applies
 //! reloads, and the shutdown order.
 //!
-//! `run` opens the queue, binds the sockets, starts ingest and the delivery workers,
-//! reports `READY=1`, then loops on two inputs: the `shutdown` future and [`Reload`]
-//! requests (file changes, `SIGHUP`, the admin socket). A reload validates the whole new
-//! config and builds every worker before anything changes; then it swaps the config
-//! snapshot (new events route by it at once), re-binds sockets whose path changed, and
-//! replaces the workers (in-flight deliveries finish first). An invalid config changes
-//! nothing and its error is kept for `status`.
+//! [`run`] is the control loop: [`Daemon::start`] opens the queue, binds the sockets,
+//! starts ingest, the admin server and the delivery workers and reports `READY=1`; then
+//! each [`Reload`] request (file changes, `SIGHUP`, the admin socket) goes to
+//! [`Daemon::reload`] until the `shutdown` future resolves and [`Daemon::shutdown`] runs.
+//!
+//! Config flows one way: the daemon publishes each accepted config ([`Publisher`]) and
+//! every task reads the latest from its [`Live`]; what a fresh read cannot change is
+//! applied here. A reload validates the whole new config, builds every worker, and binds
+//! or re-permissions every changed socket (`sockets.rs`: ingest, admin, metrics alike)
+//! before anything changes; then it publishes the config (new events route by it at
+//! once), moves the sockets, and replaces the workers (in-flight deliveries finish
+//! first). A config refused at any step changes nothing and its error is kept for
+//! `status` ([`Runtime`], which the admin API reads).
 //!
 //! Shutdown order (STYLE.md): `STOPPING=1` → ingest answers 503 and stops accepting, open
 //! requests finish → workers stop claiming, in-flight POSTs get `shutdown_timeout` → the
 //! writer commits what it accepted, checkpoints and closes → socket files are removed.
 
+mod sockets;
+
 use std::future::Future;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use arc_swap::ArcSwap;
@@ -26,12 +33,14 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::config::watch::{self, FileWatch, Reload};
-use crate::config::{self, Config, IngestConfig, Shared};
+use crate::config::{self, Config, Live, Publisher};
 use crate::deliver::status::EndpointHandle;
 use crate::deliver::{self, Dispatcher};
-use crate::ingest::{self, Ingest};
+use crate::ingest::Ingest;
+use crate::runtime::Runtime;
 use crate::store::Store;
-use crate::{logging, systemd};
+use crate::{admin, logging, systemd};
+use sockets::Sockets;
 
 /// How often expired dedupe entries are pruned and old rows expired, at most: often
 /// enough that nobody waits for it, rarely enough to cost nothing on a big queue. Shorter
@@ -45,32 +54,6 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// Reload requests that may wait while one is applied.
 const RELOAD_QUEUE: usize = 16;
 
-/// Reload history, for `status` and metrics.
-#[derive(Debug, Clone, Default)]
-pub struct ReloadStats {
-    pub succeeded: u64,
-    pub failed: u64,
-    pub last_ok_at: Option<SystemTime>,
-    /// The error of the last reload, until a later one succeeds.
-    pub last_error: Option<String>,
-}
-
-/// What the running daemon shares with the admin API.
-pub struct Runtime {
-    pub started: SystemTime,
-    pub config: Shared,
-    pub store: Store,
-    pub endpoints: Arc<ArcSwap<Vec<Arc<EndpointHandle>>>>,
-    pub reloads: Mutex<ReloadStats>,
-    pub reload_tx: mpsc::Sender<Reload>,
-}
-
-/// One ingest socket being served.
-struct Served {
-    path: PathBuf,
-    cancel: CancellationToken,
-}
-
 /// Run the daemon with `config` until `shutdown` resolves; `on_ready` is called once the
 /// queue is open and the sockets listen (right after `READY=1`).
 pub async fn run(
@@ -78,278 +61,186 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     on_ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
-    log_warnings(&config);
-    raise_nofile_limit(&config);
-    let state_dir = &config.daemon.state_dir;
-    std::fs::create_dir_all(state_dir)
-        .with_context(|| format!("cannot create daemon.state_dir {}", state_dir.display()))?;
-    let store = Store::open(&config.queue_db(), &config.queue)?;
-    let shared: Shared = Arc::new(ArcSwap::from_pointee(config.clone()));
-    let ingest = Ingest::new(store.clone(), shared.clone());
-    let tracker = TaskTracker::new();
-    let grace = config.daemon.shutdown_timeout;
-
-    let mut http = Some(serve_http(&config.ingest, &ingest, &tracker).await?);
-    let mut lines = serve_lines(&config.ingest, &ingest, &tracker).await?;
-    let maintenance = CancellationToken::new();
-    tracker.spawn(maintain(store.clone(), shared.clone(), maintenance.clone()));
-    let mut dispatcher = Dispatcher::new(grace);
-    if let Some(timeout) = systemd::watchdog_timeout() {
-        let workers = dispatcher.handles();
-        tracker.spawn(watchdog(
-            store.clone(),
-            workers,
-            timeout,
-            maintenance.clone(),
-        ));
-    }
-    dispatcher.replace(deliver::prepare(&config, &store)?).await;
-
-    let (reload_tx, mut reload_rx) = mpsc::channel(RELOAD_QUEUE);
-    let _sighup = watch::forward_sighup(reload_tx.clone())?;
-    let mut file_watch = start_watch(&config, &reload_tx);
-    let runtime = Arc::new(Runtime {
-        started: SystemTime::now(),
-        config: shared.clone(),
-        store: store.clone(),
-        endpoints: dispatcher.handles(),
-        reloads: Mutex::new(ReloadStats::default()),
-        reload_tx,
-    });
-    // ---- admin socket (operations API, metrics_listen): bound now, stopped at shutdown ----
-    let admin = crate::admin::spawn(runtime.clone(), ingest.received(), &tracker).await?;
-    // ---- end admin ----
-
-    info!(
-        socket = %config.ingest.socket.display(),
-        queue = %store.path().display(),
-        endpoints = config.endpoints.len(),
-        "edgehook {} ready.",
-        env!("CARGO_PKG_VERSION")
-    );
-    systemd::ready(&summary(&config));
+    let (mut daemon, mut requests) = Daemon::start(config).await?;
     on_ready();
-
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            Some(request) = reload_rx.recv() => {
-                systemd::reloading();
-                let result = reload(&runtime, &ingest, &tracker, &mut http, &mut lines, &mut dispatcher).await;
-                let current = runtime.config.load_full();
-                let mut stats = runtime.reloads.lock().unwrap_or_else(|p| p.into_inner());
-                let answer = match result {
-                    Ok(()) => {
-                        stats.succeeded += 1;
-                        stats.last_ok_at = Some(SystemTime::now());
-                        stats.last_error = None;
-                        file_watch = start_watch(&current, &runtime.reload_tx);
-                        logging::set_format(current.daemon.log_format);
-                        info!(trigger = ?request.trigger, endpoints = current.endpoints.len(), "Configuration reloaded.");
-                        Ok(format!("reloaded {}: {} endpoint(s)", current.path.display(), current.endpoints.len()))
-                    }
-                    Err(err) => {
-                        let message = format!("{err:#}");
-                        stats.failed += 1;
-                        stats.last_error = Some(message.clone());
-                        error!(trigger = ?request.trigger, error = %message, "Reload refused; the previous configuration keeps running.");
-                        Err(message)
-                    }
-                };
-                drop(stats);
-                systemd::ready(&summary(&current));
-                if let Some(reply) = request.reply {
-                    let _ = reply.send(answer);
-                }
+            Some(request) = requests.recv() => daemon.reload(request).await,
+        }
+    }
+    daemon.shutdown().await
+}
+
+/// The running daemon: every long-lived part, started by [`Daemon::start`], changed only
+/// by [`Daemon::reload`], stopped in order by [`Daemon::shutdown`].
+pub struct Daemon {
+    /// The one publisher of the live config every task reads.
+    config: Publisher,
+    runtime: Arc<Runtime>,
+    ingest: Arc<Ingest>,
+    sockets: Sockets,
+    dispatcher: Dispatcher,
+    tracker: TaskTracker,
+    /// Stops the maintenance ticker and the watchdog.
+    maintenance: CancellationToken,
+    file_watch: Option<FileWatch>,
+    _sighup: tokio::task::JoinHandle<()>,
+}
+
+impl Daemon {
+    /// Open the queue, bind every socket, start ingest, the admin server and the delivery
+    /// workers, and report `READY=1`. Returns the daemon and the reload requests it is to
+    /// be given (file changes, `SIGHUP`, `edgehook reload`).
+    pub async fn start(config: Config) -> anyhow::Result<(Daemon, mpsc::Receiver<Reload>)> {
+        log_warnings(&config);
+        raise_nofile_limit(&config);
+        let state_dir = &config.daemon.state_dir;
+        std::fs::create_dir_all(state_dir)
+            .with_context(|| format!("cannot create daemon.state_dir {}", state_dir.display()))?;
+        let store = Store::open(&config.queue_db(), &config.queue)?;
+        let workers = deliver::prepare(&config, &store)?;
+        let (publisher, live) = Live::new(config.clone());
+        let ingest = Ingest::new(store.clone(), live.clone());
+        let tracker = TaskTracker::new();
+        let mut dispatcher = Dispatcher::new(config.daemon.shutdown_timeout);
+        let (reload_tx, requests) = mpsc::channel(RELOAD_QUEUE);
+        let runtime = Arc::new(Runtime::new(
+            live.clone(),
+            store.clone(),
+            dispatcher.handles(),
+            ingest.received(),
+            reload_tx.clone(),
+        ));
+        let mut sockets = Sockets::new(
+            ingest.clone(),
+            admin::Server::new(runtime.clone()),
+            tracker.clone(),
+        );
+        sockets.apply(sockets.prepare(None, &config).await?);
+
+        let maintenance = CancellationToken::new();
+        tracker.spawn(maintain(store.clone(), live, maintenance.clone()));
+        if let Some(timeout) = systemd::watchdog_timeout() {
+            let workers = dispatcher.handles();
+            tracker.spawn(watchdog(
+                store.clone(),
+                workers,
+                timeout,
+                maintenance.clone(),
+            ));
+        }
+        dispatcher.replace(workers).await;
+        let sighup = watch::forward_sighup(reload_tx.clone())?;
+        let file_watch = start_watch(&config, &reload_tx);
+
+        info!(
+            socket = %config.ingest.socket.display(),
+            queue = %store.path().display(),
+            endpoints = config.endpoints.len(),
+            "edgehook {} ready.",
+            env!("CARGO_PKG_VERSION")
+        );
+        systemd::ready(&summary(&config));
+        let daemon = Daemon {
+            config: publisher,
+            runtime,
+            ingest,
+            sockets,
+            dispatcher,
+            tracker,
+            maintenance,
+            file_watch,
+            _sighup: sighup,
+        };
+        Ok((daemon, requests))
+    }
+
+    /// Apply the config file again, or refuse it and keep everything as it was; answer
+    /// `request`'s caller, count the outcome for `status`, and tell systemd.
+    pub async fn reload(&mut self, request: Reload) {
+        systemd::reloading();
+        let result = self.apply_config_file().await.map_err(|e| format!("{e:#}"));
+        self.runtime
+            .record_reload(result.as_ref().map(|_| ()).map_err(String::as_str));
+        let current = self.config.current();
+        let answer = match result {
+            Ok(()) => {
+                self.file_watch = start_watch(&current, &self.runtime.reload_tx);
+                logging::set_format(current.daemon.log_format);
+                info!(trigger = ?request.trigger, endpoints = current.endpoints.len(), "Configuration reloaded.");
+                Ok(format!(
+                    "reloaded {}: {} endpoint(s)",
+                    current.path.display(),
+                    current.endpoints.len()
+                ))
             }
+            Err(message) => {
+                error!(trigger = ?request.trigger, error = %message, "Reload refused; the previous configuration keeps running.");
+                Err(message)
+            }
+        };
+        systemd::ready(&summary(&current));
+        if let Some(reply) = request.reply {
+            let _ = reply.send(answer);
         }
     }
 
-    info!("Shutting down: no new events; finishing open requests and deliveries.");
-    systemd::stopping();
-    drop(file_watch);
-    ingest.begin_shutdown();
-    admin.stop(); // admin socket: see the block after `runtime` above
-    let mut socket_files = Vec::new();
-    for served in http.into_iter().chain(lines) {
-        served.cancel.cancel();
-        socket_files.push(served.path);
+    /// Load and validate the config file, build every worker and bind or re-permission
+    /// every changed socket; only then publish it, move the sockets, and replace the
+    /// workers (see the module doc).
+    async fn apply_config_file(&mut self) -> anyhow::Result<()> {
+        let old = self.config.current();
+        let new = config::load(&old.path)?;
+        if new.daemon.state_dir != old.daemon.state_dir {
+            bail!(
+                "daemon.state_dir cannot change while edgehook runs (was {}, now {}); restart edgehook to use the new directory",
+                old.daemon.state_dir.display(),
+                new.daemon.state_dir.display()
+            );
+        }
+        let workers = deliver::prepare(&new, &self.runtime.store)?;
+        let rebind = self.sockets.prepare(Some(&old), &new).await?;
+        log_warnings(&new);
+        let queue = new.queue.clone();
+        self.config.publish(new);
+        self.sockets.apply(rebind);
+        self.runtime.store.configure(queue).await?;
+        self.dispatcher.replace(workers).await;
+        Ok(())
     }
-    dispatcher.stop().await;
-    maintenance.cancel();
-    tracker.close();
-    tracker.wait().await;
-    drop(ingest);
-    drop(runtime);
-    tokio::task::spawn_blocking(move || store.close()).await?;
-    for path in socket_files {
-        if !systemd::is_passed(&path) {
+
+    /// Stop in the order of the module doc, then close the queue.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let Daemon {
+            runtime,
+            ingest,
+            mut sockets,
+            mut dispatcher,
+            tracker,
+            maintenance,
+            file_watch,
+            ..
+        } = self;
+        info!("Shutting down: no new events; finishing open requests and deliveries.");
+        systemd::stopping();
+        drop(file_watch);
+        ingest.begin_shutdown();
+        let socket_files = sockets.close();
+        dispatcher.stop().await;
+        maintenance.cancel();
+        tracker.close();
+        tracker.wait().await;
+        let store = runtime.store.clone();
+        drop((ingest, sockets, runtime));
+        tokio::task::spawn_blocking(move || store.close()).await?;
+        for path in socket_files {
             let _ = std::fs::remove_file(path);
         }
+        info!("Stopped cleanly.");
+        Ok(())
     }
-    info!("Stopped cleanly.");
-    Ok(())
-}
-
-/// Validate and apply the config file again (see the module doc for the order).
-async fn reload(
-    runtime: &Runtime,
-    ingest: &Arc<Ingest>,
-    tracker: &TaskTracker,
-    http: &mut Option<Served>,
-    lines: &mut Option<Served>,
-    dispatcher: &mut Dispatcher,
-) -> anyhow::Result<()> {
-    let old = runtime.config.load_full();
-    let new = config::load(&old.path)?;
-    if new.daemon.state_dir != old.daemon.state_dir {
-        bail!(
-            "daemon.state_dir cannot change while edgehook runs (was {}, now {}); restart edgehook to use the new directory",
-            old.daemon.state_dir.display(),
-            new.daemon.state_dir.display()
-        );
-    }
-    let workers = deliver::prepare(&new, &runtime.store)?;
-    let (o, n) = (&old.ingest, &new.ingest);
-    // New permissions for sockets that stay where they are, before anything is swapped: a
-    // failure here (e.g. a group that does not exist) must refuse the whole reload.
-    if (n.socket_mode, &n.socket_group) != (o.socket_mode, &o.socket_group) {
-        let mut unmoved = Vec::new();
-        if n.socket == o.socket {
-            unmoved.push((&n.socket, "ingest.socket"));
-        }
-        if let (Some(path), true) = (&n.lines_socket, n.lines_socket == o.lines_socket) {
-            unmoved.push((path, "ingest.lines_socket"));
-        }
-        for (path, key) in unmoved {
-            ingest::peer::set_access(path, n.socket_mode, n.socket_group.as_deref(), key)?;
-        }
-    }
-    let new_http = if n.socket != o.socket {
-        Some(bind_http(n).await?)
-    } else {
-        None
-    };
-    let new_lines = if n.lines_socket != o.lines_socket {
-        Some(bind_lines(n).await?)
-    } else {
-        None
-    };
-    log_warnings(&new);
-    runtime.config.store(Arc::new(new.clone()));
-    if let Some(listener) = new_http {
-        replace(
-            http.take(),
-            Some(spawn_http(listener, n, ingest, tracker)),
-            http,
-        );
-    }
-    if let Some(listener) = new_lines {
-        let served = listener.map(|(path, l)| spawn_lines(path, l, ingest, tracker));
-        replace(lines.take(), served, lines);
-    }
-    runtime.store.configure(new.queue.clone()).await?;
-    dispatcher.replace(workers).await;
-    Ok(())
-}
-
-/// Stop serving `old` (removing its socket file) and put `new` in `slot`.
-fn replace(old: Option<Served>, new: Option<Served>, slot: &mut Option<Served>) {
-    if let Some(old) = old {
-        old.cancel.cancel();
-        if !systemd::is_passed(&old.path) {
-            let _ = std::fs::remove_file(&old.path);
-        }
-        info!(socket = %old.path.display(), "Stopped listening on the old socket path.");
-    }
-    *slot = new;
-}
-
-/// The HTTP ingest listener: the `events` socket systemd passed (socket activation), else
-/// `ingest.socket` bound with its mode and group.
-async fn bind_http(ic: &IngestConfig) -> anyhow::Result<tokio::net::UnixListener> {
-    if let Some(passed) = systemd::passed_listener(systemd::EVENTS)? {
-        if passed.path.as_deref() != Some(ic.socket.as_path()) {
-            warn!(socket = %ic.socket.display(), "ingest.socket differs from the socket edgehook.socket passes as \"events\"; using the passed one.");
-        }
-        return Ok(passed.listener);
-    }
-    ingest::peer::bind(
-        &ic.socket,
-        ic.socket_mode,
-        ic.socket_group.as_deref(),
-        "ingest.socket",
-    )
-    .await
-}
-
-/// The line ingest listener: the `lines` socket systemd passed, else `ingest.lines_socket`
-/// (if set) bound with its mode and group.
-async fn bind_lines(
-    ic: &IngestConfig,
-) -> anyhow::Result<Option<(PathBuf, tokio::net::UnixListener)>> {
-    if let Some(passed) = systemd::passed_listener(systemd::LINES)? {
-        let path = passed
-            .path
-            .or_else(|| ic.lines_socket.clone())
-            .unwrap_or_default();
-        return Ok(Some((path, passed.listener)));
-    }
-    let Some(path) = &ic.lines_socket else {
-        return Ok(None);
-    };
-    let listener = ingest::peer::bind(
-        path,
-        ic.socket_mode,
-        ic.socket_group.as_deref(),
-        "ingest.lines_socket",
-    )
-    .await?;
-    Ok(Some((path.clone(), listener)))
-}
-
-fn spawn_http(
-    listener: tokio::net::UnixListener,
-    ic: &IngestConfig,
-    ingest: &Arc<Ingest>,
-    tracker: &TaskTracker,
-) -> Served {
-    let cancel = CancellationToken::new();
-    tracker.spawn(ingest::http::run(listener, ingest.clone(), cancel.clone()));
-    Served {
-        path: ic.socket.clone(),
-        cancel,
-    }
-}
-
-fn spawn_lines(
-    path: PathBuf,
-    listener: tokio::net::UnixListener,
-    ingest: &Arc<Ingest>,
-    tracker: &TaskTracker,
-) -> Served {
-    let cancel = CancellationToken::new();
-    tracker.spawn(ingest::lines::run(listener, ingest.clone(), cancel.clone()));
-    Served { path, cancel }
-}
-
-async fn serve_http(
-    ic: &IngestConfig,
-    ingest: &Arc<Ingest>,
-    tracker: &TaskTracker,
-) -> anyhow::Result<Served> {
-    Ok(spawn_http(bind_http(ic).await?, ic, ingest, tracker))
-}
-
-async fn serve_lines(
-    ic: &IngestConfig,
-    ingest: &Arc<Ingest>,
-    tracker: &TaskTracker,
-) -> anyhow::Result<Option<Served>> {
-    Ok(bind_lines(ic)
-        .await?
-        .map(|(path, l)| spawn_lines(path, l, ingest, tracker)))
 }
 
 fn start_watch(config: &Config, tx: &mpsc::Sender<Reload>) -> Option<FileWatch> {
@@ -427,7 +318,7 @@ pub fn maintenance_interval(queue: &config::QueueConfig) -> Duration {
 
 /// Housekeeping on [`maintenance_interval`] of the current config; while storage fails,
 /// also a probe write every [`PROBE_INTERVAL`] so the failure clears once it works again.
-async fn maintain(store: Store, config: Shared, cancel: CancellationToken) {
+async fn maintain(store: Store, config: Live, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(PROBE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last: Option<tokio::time::Instant> = None;

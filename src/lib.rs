@@ -10,7 +10,8 @@
 //! - [`event`]: the validated [`event::Event`], the one type crossing ingest → store → deliver.
 //! - [`ingest`]: HTTP and line protocols on Unix sockets; parse, route, store.
 //! - [`store`]: the SQLite queue; one writer thread with group commit.
-//! - [`daemon`]: spawns every long-lived task and owns the shutdown order.
+//! - [`daemon`]: spawns every long-lived task, owns reload (config, sockets, workers) and
+//!   the shutdown order; [`runtime`]: what it shares with the admin API.
 //! - [`systemd`], [`shutdown`], [`logging`]: process plumbing.
 //! - [`send`], [`uds_client`]: the `send` command and its socket client.
 //! - [`admin`]: the admin socket API and the operator commands that use it (`status`,
@@ -36,6 +37,7 @@ pub mod ingest;
 pub mod logging;
 pub mod metrics;
 pub mod reply;
+pub mod runtime;
 pub mod send;
 pub mod shutdown;
 pub mod sign;

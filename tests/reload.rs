@@ -701,3 +701,68 @@ fn reload_failing_at_the_socket_changes_nothing() {
     assert_eq!(webhook_ids(&up.wait_for(1)), ["kept-1"]);
     assert_eq!(mode(), mode_before, "the refused socket_mode was applied");
 }
+
+/// The admin socket follows the same rule as ingest's: a move that cannot be bound refuses
+/// the whole reload (the old socket keeps answering); one that can is applied by the
+/// reload itself, and the old file is removed.
+#[test]
+fn admin_socket_move_is_refused_when_unbindable_and_applied_when_bindable() {
+    let up = Upstream::start();
+    let b = Builder::new();
+    let ca = up.write_ca(b.dir());
+    let mut d = b
+        .toml(&Endpoint::new("a", &up.url("/a"), &ca).toml())
+        .start();
+    let old = d.dir().join("admin.sock");
+    let old_line = format!("admin_socket = {old:?}");
+    let text = read(&d.config);
+    assert!(text.contains(&old_line), "{text}");
+
+    // A regular file where the socket should go: bind refuses to replace it.
+    let blocked = d.dir().join("not-a-socket");
+    std::fs::write(&blocked, "keep me").unwrap();
+    write_atomic(
+        &d.config,
+        &format!(
+            "{}{}",
+            text.replace(&old_line, &format!("admin_socket = {blocked:?}")),
+            Endpoint::new("b", &up.url("/b"), &ca).toml()
+        ),
+    );
+    wait_reload(&mut d);
+    assert!(reloaded_lines(&d).is_empty(), "{}", d.log());
+    assert!(d.log().contains("daemon.admin_socket"), "{}", d.log());
+    assert_eq!(read(&blocked), "keep me");
+    let (code, stdout, stderr) = run_cli(
+        &["status", "--json", "--admin-socket", old.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(status["reloads"]["failed"], 1, "{status}");
+    assert_eq!(
+        status["config"]["endpoints"], 1,
+        "endpoint b was applied: {status}"
+    );
+
+    let moved = d.dir().join("moved-admin.sock");
+    write_atomic(
+        &d.config,
+        &text.replace(&old_line, &format!("admin_socket = {moved:?}")),
+    );
+    wait_reload(&mut d);
+    assert_eq!(reloaded_lines(&d).len(), 1, "{}", d.log());
+    assert!(!old.exists(), "{} is still there", old.display());
+    let (code, stdout, stderr) = run_cli(
+        &[
+            "status",
+            "--json",
+            "--admin-socket",
+            moved.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(status["reloads"]["ok"], 1, "{status}");
+}

@@ -109,10 +109,10 @@ pub(super) fn forbidden(message: String) -> Reply {
 
 async fn status(ctx: &Ctx) -> Result<Value, ApiError> {
     let rt = &ctx.runtime;
-    let config = rt.config.load_full();
+    let config = rt.config.load();
     let counts = rt.store.counts().await?;
     let rows = endpoint_rows(ctx, &config, &counts).await?;
-    let reloads = rt.reloads.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let reloads = rt.reloads();
     let uptime = SystemTime::now()
         .duration_since(rt.started)
         .unwrap_or_default();
@@ -144,7 +144,7 @@ async fn status(ctx: &Ctx) -> Result<Value, ApiError> {
 }
 
 async fn endpoints(ctx: &Ctx) -> Result<Value, ApiError> {
-    let config = ctx.runtime.config.load_full();
+    let config = ctx.runtime.config.load();
     let counts = ctx.runtime.store.counts().await?;
     Ok(json!({"endpoints": endpoint_rows(ctx, &config, &counts).await?}))
 }
@@ -316,7 +316,7 @@ fn selected(body: &[u8]) -> Result<DeadFilter, ApiError> {
 
 fn wake(ctx: &Ctx, body: Bytes) -> Result<Value, ApiError> {
     let t: Target = parse(&body)?;
-    let config = ctx.runtime.config.load_full();
+    let config = ctx.runtime.config.load();
     if let Some(name) = &t.endpoint {
         known(&config, name)?;
     }
@@ -340,7 +340,7 @@ async fn hold(ctx: &Ctx, body: Bytes, pause: bool) -> Result<Value, ApiError> {
             format!("{verb} needs {{\"endpoint\": NAME}}"),
         )
     })?;
-    let config = ctx.runtime.config.load_full();
+    let config = ctx.runtime.config.load();
     known(&config, &name)?;
     let rt = &ctx.runtime;
     let was = rt
@@ -429,10 +429,10 @@ async fn metrics(ctx: &Ctx) -> Reply {
 /// Everything a scrape shows, read now.
 async fn snapshot(ctx: &Ctx) -> Result<metrics::Snapshot, ApiError> {
     let rt = &ctx.runtime;
-    let config = rt.config.load_full();
+    let config = rt.config.load();
     let counts = rt.store.counts().await?;
     let handles = rt.endpoints.load_full();
-    let reloads = rt.reloads.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let reloads = rt.reloads();
     let now = now_ms();
     let by_name: HashMap<&str, &EndpointCounts> =
         counts.iter().map(|c| (c.endpoint.as_str(), c)).collect();
@@ -470,7 +470,7 @@ async fn snapshot(ctx: &Ctx) -> Result<metrics::Snapshot, ApiError> {
         .collect();
     Ok(metrics::Snapshot {
         version: env!("CARGO_PKG_VERSION").to_string(),
-        received: ctx.received.get(),
+        received: rt.received.get(),
         events_dropped: rt.store.dropped(),
         reloads_ok: reloads.succeeded,
         reloads_failed: reloads.failed,

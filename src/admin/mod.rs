@@ -3,286 +3,150 @@
 //! `metrics`) talk to, and the optional `daemon.metrics_listen` TCP port serving only
 //! `GET /metrics`.
 //!
-//! - `mod.rs` (this file): binding, the accept loop, and who may connect.
+//! - `mod.rs` (this file): the [`Server`] that serves a listener it is handed, and who
+//!   may connect.
 //! - `api.rs`: the routes, each reading the [`Runtime`] the daemon shares.
 //! - `client.rs` and `render.rs`: the CLI side (requests, tables, colour).
+//!
+//! The daemon binds, moves and stops these listeners like every other socket it serves
+//! (`daemon/sockets.rs`: a reload binds a moved socket before anything changes, and a
+//! failure refuses the reload); this module only serves them.
 //!
 //! Access: the socket file is mode 0600 (0660 with `daemon.admin_group`), and every
 //! connection's `SO_PEERCRED` is checked too — root, the daemon's own uid, and members of
 //! `admin_group` (primary gid or listed in the group) are let in; anyone else gets 403
 //! with a message saying who may. The check covers a socket whose mode was loosened
 //! (socket activation's `SocketMode=`, a stray chmod).
-//!
-//! The listeners follow the config: a reload that changes `admin_socket`, `admin_group`
-//! or `metrics_listen` is applied here within [`CONFIG_CHECK`] (the config snapshot has
-//! no change signal; comparing it once a second is cheap), so `daemon.rs` needs to know
-//! nothing but `spawn` and [`Admin::stop`].
 
 mod api;
 pub mod client;
 mod render;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
-use crate::config::DaemonConfig;
-use crate::daemon::Runtime;
 use crate::ingest::peer;
-use crate::metrics::Received;
+use crate::runtime::Runtime;
 use crate::store::Peer;
-use crate::systemd;
 
 /// Socket mode without `admin_group`: the daemon's user only (root gets in anyway).
 const MODE_PRIVATE: u32 = 0o600;
 /// Socket mode with `admin_group`: the group may connect too.
 const MODE_GROUP: u32 = 0o660;
-/// Concurrent admin connections; operators and a scraper need a handful.
+/// Concurrent admin connections (socket and metrics port together); operators and a
+/// scraper need a handful.
 const MAX_CONNECTIONS: usize = 64;
 /// Time a client gets to send its request head (also the keep-alive idle limit).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the listeners are compared with the live config (see the module doc).
-const CONFIG_CHECK: Duration = Duration::from_secs(1);
-/// How long open admin requests may finish at shutdown.
+/// How long open admin requests may finish once their listener stops.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The running admin server; [`Admin::stop`] closes it (its socket file is removed).
-pub struct Admin {
-    cancel: CancellationToken,
-}
-
-impl Admin {
-    pub fn stop(&self) {
-        self.cancel.cancel();
+/// The admin socket's mode for `admin_group`: 0660 with a group, else 0600.
+pub fn socket_mode(admin_group: Option<&str>) -> u32 {
+    if admin_group.is_some() {
+        MODE_GROUP
+    } else {
+        MODE_PRIVATE
     }
 }
 
 /// What every request handler may read.
 struct Ctx {
     runtime: Arc<Runtime>,
-    received: Arc<Received>,
     /// The daemon's own uid: allowed on the admin socket besides root.
     own_uid: u32,
 }
 
-/// Bind the admin socket (and `metrics_listen`, if set) now, so a failure stops start-up
-/// with its reason, then serve them in a task of `tracker` until [`Admin::stop`].
-pub async fn spawn(
-    runtime: Arc<Runtime>,
-    received: Arc<Received>,
-    tracker: &TaskTracker,
-) -> anyhow::Result<Admin> {
-    let config = runtime.config.load_full();
-    let mut listeners = Listeners::default();
-    listeners.bind_socket(&config.daemon).await?;
-    listeners.bind_metrics(&config.daemon).await?;
-    let ctx = Arc::new(Ctx {
-        runtime,
-        received,
-        own_uid: nix::unistd::geteuid().as_raw(),
-    });
-    let cancel = CancellationToken::new();
-    tracker.spawn(run(listeners, ctx, cancel.clone()));
-    Ok(Admin { cancel })
+/// Serves the admin API on the listeners the daemon hands it; clones share one
+/// connection limit.
+#[derive(Clone)]
+pub struct Server {
+    ctx: Arc<Ctx>,
+    slots: Arc<Semaphore>,
 }
 
-/// The bound sockets and the settings they were bound with.
-#[derive(Default)]
-struct Listeners {
-    socket: Option<(PathBuf, Option<String>, UnixListener)>,
-    metrics: Option<(SocketAddr, TcpListener)>,
-    /// The settings last tried, so a failing re-bind is reported once, not every second.
-    tried: Option<(PathBuf, Option<String>, Option<SocketAddr>)>,
-}
-
-impl Listeners {
-    /// The `admin` socket systemd passed (socket activation; at start only), else
-    /// `daemon.admin_socket` bound with mode 0600, or 0660 and `admin_group`.
-    async fn bind_socket(&mut self, d: &DaemonConfig) -> anyhow::Result<()> {
-        let group = d.admin_group.as_deref();
-        let mode = if group.is_some() {
-            MODE_GROUP
-        } else {
-            MODE_PRIVATE
-        };
-        let (path, listener) = match systemd::passed_listener(systemd::ADMIN)? {
-            Some(passed) => {
-                if passed.path.as_deref() != Some(d.admin_socket.as_path()) {
-                    warn!(socket = %d.admin_socket.display(), "daemon.admin_socket differs from the socket edgehook.socket passes as \"admin\"; using the passed one.");
-                }
-                (passed.path.unwrap_or_default(), passed.listener)
-            }
-            None => (
-                d.admin_socket.clone(),
-                peer::bind(&d.admin_socket, mode, group, "daemon.admin_socket").await?,
-            ),
-        };
-        if let Some((old, _, _)) = self.socket.take() {
-            remove_socket_file(&old);
+impl Server {
+    pub fn new(runtime: Arc<Runtime>) -> Server {
+        Server {
+            ctx: Arc::new(Ctx {
+                runtime,
+                own_uid: nix::unistd::geteuid().as_raw(),
+            }),
+            slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
         }
-        self.socket = Some((path, d.admin_group.clone(), listener));
-        Ok(())
     }
 
-    async fn bind_metrics(&mut self, d: &DaemonConfig) -> anyhow::Result<()> {
-        self.metrics = None;
-        if let Some(addr) = d.metrics_listen {
-            let listener = TcpListener::bind(addr).await.with_context(|| {
-                format!("cannot listen on {addr} (daemon.metrics_listen); is another exporter using the port?")
-            })?;
-            self.metrics = Some((addr, listener));
-        }
-        Ok(())
-    }
-
-    /// Re-bind what a reload changed; on failure keep what works and say why once.
-    async fn follow(&mut self, d: &DaemonConfig) {
-        let wanted = (
-            d.admin_socket.clone(),
-            d.admin_group.clone(),
-            d.metrics_listen,
-        );
-        if self.tried.as_ref() == Some(&wanted) {
-            return;
-        }
-        let current_socket = self.socket.as_ref().map(|(p, g, _)| (p.clone(), g.clone()));
-        let passed = current_socket
-            .as_ref()
-            .is_some_and(|(p, _)| systemd::is_passed(p));
-        if passed {
-            // The socket unit owns a passed socket: its path, mode and group.
-        } else if current_socket.as_ref().map(|(p, _)| p) != Some(&d.admin_socket) {
-            match self.bind_socket(d).await {
-                Ok(()) => {
-                    info!(socket = %d.admin_socket.display(), "Admin socket moved.")
-                }
-                Err(err) => {
-                    warn!(error = %format!("{err:#}"), "Cannot move the admin socket; it stays where it was.")
-                }
-            }
-        } else if current_socket.as_ref().map(|(_, g)| g) != Some(&d.admin_group) {
-            let group = d.admin_group.as_deref();
-            let mode = if group.is_some() {
-                MODE_GROUP
-            } else {
-                MODE_PRIVATE
+    /// Serve the whole API on the admin socket until `cancel`, then let open requests
+    /// finish (at most [`DRAIN_TIMEOUT`]).
+    pub async fn run_socket(self, listener: UnixListener, cancel: CancellationToken) {
+        let graceful = GracefulShutdown::new();
+        let builder = builder();
+        while let Some((stream, permit)) =
+            peer::next_client(&listener, &self.slots, &cancel, "daemon.admin_socket").await
+        {
+            let Ok(peer) = peer::credentials(&stream) else {
+                continue;
             };
-            match peer::set_access(&d.admin_socket, mode, group, "daemon.admin_group") {
-                Ok(()) => {
-                    if let Some(s) = &mut self.socket {
-                        s.1 = d.admin_group.clone();
-                    }
+            let refusal = refusal(&self.ctx, &peer);
+            let ctx = self.ctx.clone();
+            let service = hyper::service::service_fn(move |req| {
+                let ctx = ctx.clone();
+                let refusal = refusal.clone();
+                async move {
+                    Ok::<_, Infallible>(match refusal {
+                        Some(message) => api::forbidden(message),
+                        None => api::handle(req, &ctx, false).await,
+                    })
                 }
-                Err(err) => {
-                    warn!(error = %format!("{err:#}"), "Cannot apply daemon.admin_group to the admin socket.")
-                }
-            }
+            });
+            serve(&builder, &graceful, stream, service, permit);
         }
-        if self.metrics.as_ref().map(|(a, _)| *a) != d.metrics_listen {
-            if let Err(err) = self.bind_metrics(d).await {
-                warn!(error = %format!("{err:#}"), "Metrics listener not started.");
-            }
+        drain(graceful).await;
+    }
+
+    /// Serve `GET /metrics` only on the `metrics_listen` port until `cancel`.
+    pub async fn run_metrics(self, listener: TcpListener, cancel: CancellationToken) {
+        let graceful = GracefulShutdown::new();
+        let builder = builder();
+        while let Some((stream, permit)) =
+            peer::next_client(&listener, &self.slots, &cancel, "daemon.metrics_listen").await
+        {
+            let ctx = self.ctx.clone();
+            let service = hyper::service::service_fn(move |req| {
+                let ctx = ctx.clone();
+                async move { Ok::<_, Infallible>(api::handle(req, &ctx, true).await) }
+            });
+            serve(&builder, &graceful, stream, service, permit);
         }
-        self.tried = Some(wanted);
+        drain(graceful).await;
     }
 }
 
-/// A connection just accepted.
-enum Conn {
-    Admin(tokio::net::UnixStream),
-    Metrics(tokio::net::TcpStream),
-}
-
-async fn run(mut listeners: Listeners, ctx: Arc<Ctx>, cancel: CancellationToken) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let graceful = GracefulShutdown::new();
+fn builder() -> http1::Builder {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
         .keep_alive(true);
-    let mut check = tokio::time::interval(CONFIG_CHECK);
-    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let permit = tokio::select! {
-            _ = cancel.cancelled() => break,
-            permit = slots.clone().acquire_owned() => permit.expect("semaphore never closed"),
-        };
-        let accepted = tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = check.tick() => {
-                let config = ctx.runtime.config.load_full();
-                listeners.follow(&config.daemon).await;
-                continue;
-            }
-            r = accept_unix(&listeners.socket) => r.map(Conn::Admin),
-            r = accept_tcp(&listeners.metrics) => r.map(Conn::Metrics),
-        };
-        let conn = match accepted {
-            Ok(conn) => conn,
-            Err(err) => {
-                warn!(error = %err, "Accepting an admin connection failed.");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        match conn {
-            Conn::Admin(stream) => {
-                let Ok(peer) = peer::credentials(&stream) else {
-                    continue;
-                };
-                let refusal = refusal(&ctx, &peer);
-                let ctx = ctx.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let ctx = ctx.clone();
-                    let refusal = refusal.clone();
-                    async move {
-                        Ok::<_, Infallible>(match refusal {
-                            Some(message) => api::forbidden(message),
-                            None => api::handle(req, &ctx, false).await,
-                        })
-                    }
-                });
-                serve(&builder, &graceful, stream, service, permit);
-            }
-            Conn::Metrics(stream) => {
-                let ctx = ctx.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let ctx = ctx.clone();
-                    async move { Ok::<_, Infallible>(api::handle(req, &ctx, true).await) }
-                });
-                serve(&builder, &graceful, stream, service, permit);
-            }
-        }
-    }
+    builder
+}
+
+async fn drain(graceful: GracefulShutdown) {
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
         .is_err()
     {
         debug!("Some admin connections did not finish in time and were closed.");
-    }
-    if let Some((path, _, _)) = listeners.socket {
-        remove_socket_file(&path);
-    }
-}
-
-/// Remove a socket file we bound (never one systemd passed: the socket unit owns it).
-fn remove_socket_file(path: &std::path::Path) {
-    if !path.as_os_str().is_empty() && !systemd::is_passed(path) {
-        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -291,7 +155,7 @@ fn serve<I, S>(
     graceful: &GracefulShutdown,
     stream: I,
     service: S,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::HttpService<hyper::body::Incoming, ResBody = api::Body, Error = Infallible>
@@ -306,24 +170,6 @@ fn serve<I, S>(
         }
         drop(permit);
     });
-}
-
-async fn accept_unix(
-    socket: &Option<(PathBuf, Option<String>, UnixListener)>,
-) -> std::io::Result<tokio::net::UnixStream> {
-    match socket {
-        Some((_, _, l)) => l.accept().await.map(|(s, _)| s),
-        None => std::future::pending().await,
-    }
-}
-
-async fn accept_tcp(
-    metrics: &Option<(SocketAddr, TcpListener)>,
-) -> std::io::Result<tokio::net::TcpStream> {
-    match metrics {
-        Some((_, l)) => l.accept().await.map(|(s, _)| s),
-        None => std::future::pending().await,
-    }
 }
 
 /// Why `peer` may not use the admin socket, or `None` if it may.

@@ -247,5 +247,38 @@ pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
 }
 
-/// The live configuration, swapped whole on reload; readers take a cheap snapshot.
-pub type Shared = Arc<arc_swap::ArcSwap<Config>>;
+/// The live configuration as every task sees it. The daemon owns the one
+/// [`Publisher`]: it publishes the config it starts with and each one a reload accepts,
+/// whole; tasks hold a `Live` and read the latest with [`Live::load`] when they need it.
+/// Nothing polls: settings that need more than a fresh read (sockets, workers) are applied
+/// by the daemon's reload itself.
+#[derive(Clone)]
+pub struct Live(tokio::sync::watch::Receiver<Arc<Config>>);
+
+/// The daemon's side of [`Live`].
+pub struct Publisher(tokio::sync::watch::Sender<Arc<Config>>);
+
+impl Live {
+    /// A live config starting at `config`, and its publisher.
+    pub fn new(config: Config) -> (Publisher, Live) {
+        let (tx, rx) = tokio::sync::watch::channel(Arc::new(config));
+        (Publisher(tx), Live(rx))
+    }
+
+    /// The current config: a cheap snapshot that stays whole while a reload swaps it.
+    pub fn load(&self) -> Arc<Config> {
+        self.0.borrow().clone()
+    }
+}
+
+impl Publisher {
+    /// Make `config` the one every [`Live`] reads from now on.
+    pub fn publish(&self, config: Config) {
+        self.0.send_replace(Arc::new(config));
+    }
+
+    /// The config published last.
+    pub fn current(&self) -> Arc<Config> {
+        self.0.borrow().clone()
+    }
+}

@@ -14,7 +14,7 @@ mod route;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::config::Shared;
+use crate::config::Live;
 use crate::event::{Event, EventError};
 use crate::metrics::Received;
 use crate::store::{Inserted, NewEvent, Peer, Store, StoreError};
@@ -58,14 +58,14 @@ pub struct Accepted {
 /// The ingest core both protocols use.
 pub struct Ingest {
     store: Store,
-    config: Shared,
+    config: Live,
     shutting_down: AtomicBool,
     /// Events by result, for `edgehook_events_received_total`.
     received: Arc<Received>,
 }
 
 impl Ingest {
-    pub fn new(store: Store, config: Shared) -> Arc<Ingest> {
+    pub fn new(store: Store, config: Live) -> Arc<Ingest> {
         Arc::new(Ingest {
             store,
             config,
@@ -80,7 +80,7 @@ impl Ingest {
     }
 
     pub fn config(&self) -> Arc<crate::config::Config> {
-        self.config.load_full()
+        self.config.load()
     }
 
     /// From now on every request is answered 503 (SIGTERM received).

@@ -1,7 +1,9 @@
 //! Socket files and peer credentials: binding a Unix socket with the configured mode and
 //! group, replacing a stale socket left by a crash, refusing to steal one a live process
-//! listens on, and reading `SO_PEERCRED` of each client.
+//! listens on, accepting clients within a connection limit, and reading `SO_PEERCRED` of
+//! each client.
 
+use std::future::Future;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 
@@ -82,14 +84,35 @@ pub fn set_access(path: &Path, mode: u32, group: Option<&str>, what: &str) -> an
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop doesn't spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
+/// A listening socket whose next connection [`next_client`] can await: the Unix sockets,
+/// and the admin server's `metrics_listen` TCP port.
+pub trait Listen {
+    type Stream;
+    fn accept_stream(&self) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+}
+
+impl Listen for UnixListener {
+    type Stream = UnixStream;
+    async fn accept_stream(&self) -> std::io::Result<UnixStream> {
+        self.accept().await.map(|(stream, _)| stream)
+    }
+}
+
+impl Listen for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept_stream(&self) -> std::io::Result<tokio::net::TcpStream> {
+        self.accept().await.map(|(stream, _)| stream)
+    }
+}
+
 /// The next client within the connection limit (`slots`), or `None` once `cancel` fires.
 /// While every slot is taken, new clients wait in the kernel's listen backlog.
-pub async fn next_client(
-    listener: &UnixListener,
+pub async fn next_client<L: Listen>(
+    listener: &L,
     slots: &Arc<Semaphore>,
     cancel: &CancellationToken,
     what: &str,
-) -> Option<(UnixStream, OwnedSemaphorePermit)> {
+) -> Option<(L::Stream, OwnedSemaphorePermit)> {
     loop {
         let permit = tokio::select! {
             _ = cancel.cancelled() => return None,
@@ -97,8 +120,8 @@ pub async fn next_client(
         };
         tokio::select! {
             _ = cancel.cancelled() => return None,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => return Some((stream, permit)),
+            accepted = listener.accept_stream() => match accepted {
+                Ok(stream) => return Some((stream, permit)),
                 Err(err) => {
                     warn!(socket = what, error = %err, "Accepting a connection failed.");
                     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
