@@ -119,18 +119,39 @@ fn webhook_ids(requests: &[Recorded]) -> Vec<&str> {
         .collect()
 }
 
+/// A daemon with one endpoint `a` on a fresh upstream, and the upstream's CA file.
+fn daemon_with_endpoint_a() -> (Upstream, PathBuf, TestDaemon) {
+    let up = Upstream::start();
+    let b = Builder::new();
+    let ca = up.write_ca(b.dir());
+    let d = b
+        .toml(&Endpoint::new("a", &up.url("/a"), &ca).toml())
+        .start();
+    (up, ca, d)
+}
+
+/// `edgehook status --json` against the admin socket at `socket`.
+fn status_at(socket: &Path) -> serde_json::Value {
+    let (code, stdout, stderr) = run_cli(
+        &[
+            "status",
+            "--json",
+            "--admin-socket",
+            socket.to_str().expect("UTF-8 temp path"),
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("status --json: {e}:\n{stdout}"))
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
 #[test]
 fn in_place_edit_adds_an_endpoint_in_the_same_process() {
-    let up = Upstream::start();
-    let b = Builder::new();
-    let ca = up.write_ca(b.dir());
-    let mut d = b
-        .toml(&Endpoint::new("a", &up.url("/a"), &ca).toml())
-        .start();
+    let (up, ca, mut d) = daemon_with_endpoint_a();
     let pid = daemon_pid(&d);
 
     // Appended in place, as a sysadmin's `cat >>` or a non-renaming editor does.
@@ -282,12 +303,7 @@ fn rotated_secret_file_signs_the_next_delivery() {
 
 #[test]
 fn sighup_applies_a_change_the_watcher_cannot_see() {
-    let up = Upstream::start();
-    let b = Builder::new();
-    let ca = up.write_ca(b.dir());
-    let mut d = b
-        .toml(&Endpoint::new("a", &up.url("/a"), &ca).toml())
-        .start();
+    let (up, ca, mut d) = daemon_with_endpoint_a();
 
     // The config becomes a symlink into conf.d/ (a visible change: one file reload). The
     // watch covers the link's directory only, so later edits of the target in conf.d/
@@ -385,12 +401,7 @@ fn removed_endpoint_keeps_its_backlog_until_it_returns() {
 
 #[test]
 fn state_dir_change_is_refused_naming_the_field() {
-    let up = Upstream::start();
-    let b = Builder::new();
-    let ca = up.write_ca(b.dir());
-    let mut d = b
-        .toml(&Endpoint::new("a", &up.url("/a"), &ca).toml())
-        .start();
+    let (up, _, mut d) = daemon_with_endpoint_a();
     let moved = d.dir().join("state2");
     let old_line = format!("state_dir = {:?}", d.state_dir);
     let text = read(&d.config);
@@ -422,12 +433,7 @@ fn state_dir_change_is_refused_naming_the_field() {
 
 #[test]
 fn changed_socket_path_is_rebound_and_the_old_file_removed() {
-    let up = Upstream::start();
-    let b = Builder::new();
-    let ca = up.write_ca(b.dir());
-    let mut d = b
-        .toml(&Endpoint::new("a", &up.url("/a"), &ca).toml())
-        .start();
+    let (up, _, mut d) = daemon_with_endpoint_a();
     let old = d.socket.clone();
     let new: PathBuf = d.dir().join("moved.sock");
     let text = read(&d.config);
@@ -707,12 +713,7 @@ fn reload_failing_at_the_socket_changes_nothing() {
 /// reload itself, and the old file is removed.
 #[test]
 fn admin_socket_move_is_refused_when_unbindable_and_applied_when_bindable() {
-    let up = Upstream::start();
-    let b = Builder::new();
-    let ca = up.write_ca(b.dir());
-    let mut d = b
-        .toml(&Endpoint::new("a", &up.url("/a"), &ca).toml())
-        .start();
+    let (up, ca, mut d) = daemon_with_endpoint_a();
     let old = d.dir().join("admin.sock");
     let old_line = format!("admin_socket = {old:?}");
     let text = read(&d.config);
@@ -733,12 +734,7 @@ fn admin_socket_move_is_refused_when_unbindable_and_applied_when_bindable() {
     assert!(reloaded_lines(&d).is_empty(), "{}", d.log());
     assert!(d.log().contains("daemon.admin_socket"), "{}", d.log());
     assert_eq!(read(&blocked), "keep me");
-    let (code, stdout, stderr) = run_cli(
-        &["status", "--json", "--admin-socket", old.to_str().unwrap()],
-        None,
-    );
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let status = status_at(&old);
     assert_eq!(status["reloads"]["failed"], 1, "{status}");
     assert_eq!(
         status["config"]["endpoints"], 1,
@@ -753,16 +749,6 @@ fn admin_socket_move_is_refused_when_unbindable_and_applied_when_bindable() {
     wait_reload(&mut d);
     assert_eq!(reloaded_lines(&d).len(), 1, "{}", d.log());
     assert!(!old.exists(), "{} is still there", old.display());
-    let (code, stdout, stderr) = run_cli(
-        &[
-            "status",
-            "--json",
-            "--admin-socket",
-            moved.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let status = status_at(&moved);
     assert_eq!(status["reloads"]["ok"], 1, "{status}");
 }
