@@ -141,12 +141,21 @@ impl Event {
 
     /// Bytes this event occupies in the queue, for `queue.max_bytes` accounting.
     pub fn stored_size(&self) -> u64 {
-        /// Rough per-row overhead of the events table and its delivery rows.
-        const ROW_OVERHEAD: u64 = 64;
-        (self.data.get().len() + self.event_type.len() + self.id.len() + self.timestamp.len())
-            as u64
-            + ROW_OVERHEAD
+        stored_size(
+            &self.id,
+            &self.event_type,
+            &self.timestamp,
+            self.data.get().len(),
+        )
     }
+}
+
+/// What an event counts against `queue.max_bytes`: its text plus a rough row overhead
+/// (also used for events queued by `edgehook import`).
+pub fn stored_size(id: &str, event_type: &str, timestamp: &str, data_len: usize) -> u64 {
+    /// Rough per-row overhead of the events table and its delivery rows.
+    const ROW_OVERHEAD: u64 = 64;
+    (data_len + event_type.len() + id.len() + timestamp.len()) as u64 + ROW_OVERHEAD
 }
 
 /// A serde error as the API reports it: bad syntax is `invalid_json`, a wrong shape

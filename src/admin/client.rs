@@ -463,6 +463,11 @@ fn format_status(v: &Value, style: Style) -> String {
                 None => "-".into(),
             }),
         ]);
+        if let Some(n) = e["exported"].as_u64().filter(|n| *n > 0) {
+            notes.push(format!(
+                "{name}: {n} exported, awaiting receipt (not sent from here; `edgehook receipt apply FILE` removes them)"
+            ));
+        }
         if let Some(skew) = e["clock_skew_secs"].as_i64() {
             let dir = if skew > 0 { "ahead of" } else { "behind" };
             notes.push(format!(
@@ -583,6 +588,8 @@ mod tests {
                 {"name": "spark", "state": "offline", "next_probe_in_secs": 12, "pending": 2,
                  "in_flight": 0, "dead": 1, "oldest_pending_age_secs": 300,
                  "last_error": "connection refused", "clock_skew_secs": -420},
+                {"name": "ship", "state": "paused", "pending": 5, "exported": 4, "in_flight": 0,
+                 "dead": 0, "oldest_pending_age_secs": 60, "last_error": null},
                 {"name": "old", "state": "orphaned", "pending": 1, "in_flight": null,
                  "dead": 0, "oldest_pending_age_secs": 90000, "last_error": null},
             ],
@@ -599,6 +606,7 @@ mod tests {
             "old       orphaned",
             "1d1h",
             "spark's upstream clock is 7m00s behind this host",
+            "ship: 4 exported, awaiting receipt",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }

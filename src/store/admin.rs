@@ -9,13 +9,16 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::deliveries::remove_event_if_unused;
-use super::schema::{STATE_DEAD, STATE_PENDING};
+use super::schema::{STATE_DEAD, STATE_EXPORTED, STATE_PENDING};
 
 /// One endpoint's queue, as status and metrics show it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointCounts {
     pub endpoint: String,
+    /// Not yet delivered, including `exported`.
     pub pending: u64,
+    /// Pending, carried off in a transfer bundle, awaiting a receipt (not sent from here).
+    pub exported: u64,
     pub dead: u64,
     /// `created_at` (unix ms) of the oldest pending delivery.
     pub oldest_pending_at: Option<i64>,
@@ -45,11 +48,12 @@ pub struct DeadFilter {
     pub ids: Vec<String>,
 }
 
-/// Pending and dead counts per endpoint that has any, sorted by name.
+/// Pending (of them exported) and dead counts per endpoint that has any, sorted by name.
 pub fn counts(conn: &Connection) -> rusqlite::Result<Vec<EndpointCounts>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT endpoint, state, COUNT(*), MIN(seq) FROM deliveries
-         WHERE state IN ({STATE_PENDING}, {STATE_DEAD}) GROUP BY endpoint, state ORDER BY endpoint"
+         WHERE state IN ({STATE_PENDING}, {STATE_EXPORTED}, {STATE_DEAD})
+         GROUP BY endpoint, state ORDER BY endpoint"
     ))?;
     let rows = stmt.query_map([], |r| {
         Ok((
@@ -60,25 +64,34 @@ pub fn counts(conn: &Connection) -> rusqlite::Result<Vec<EndpointCounts>> {
         ))
     })?;
     let mut out: Vec<EndpointCounts> = Vec::new();
+    // Lowest pending or exported seq of the endpoint being filled in.
+    let mut oldest: Option<i64> = None;
     for row in rows {
         let (endpoint, state, n, min_seq) = row?;
         if out.last().is_none_or(|c| c.endpoint != endpoint) {
+            oldest = None;
             out.push(EndpointCounts {
                 endpoint,
                 ..Default::default()
             });
         }
         let c = out.last_mut().expect("pushed above");
-        if state == STATE_PENDING {
-            c.pending = n as u64;
+        if state == STATE_DEAD {
+            c.dead = n as u64;
+            continue;
+        }
+        c.pending += n as u64;
+        if state == STATE_EXPORTED {
+            c.exported = n as u64;
+        }
+        if oldest.is_none_or(|o| min_seq < o) {
+            oldest = Some(min_seq);
             // seq grows with insertion, so the lowest pending seq is the oldest one
             // (retried dead letters keep their seq and created_at).
             c.oldest_pending_at = conn
                 .prepare_cached("SELECT created_at FROM deliveries WHERE seq = ?1")?
                 .query_row([min_seq], |r| r.get(0))
                 .optional()?;
-        } else {
-            c.dead = n as u64;
         }
     }
     Ok(out)
@@ -251,19 +264,22 @@ mod tests {
         add(&conn, "a", 10, &[("spark", 0), ("flows", 1)]);
         add(&conn, "b", 10, &[("spark", 0), ("flows", 0)]);
         add(&conn, "c", 10, &[("spark", 2)]);
+        add(&conn, "d", 10, &[("flows", 3)]);
         let c = counts(&conn).unwrap();
         assert_eq!(
             c,
             vec![
                 EndpointCounts {
                     endpoint: "flows".into(),
-                    pending: 1,
+                    pending: 2,
+                    exported: 1,
                     dead: 1,
                     oldest_pending_at: Some(4000),
                 },
                 EndpointCounts {
                     endpoint: "spark".into(),
                     pending: 2,
+                    exported: 0,
                     dead: 0,
                     oldest_pending_at: Some(1000),
                 },

@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod deliveries;
 mod schema;
+pub mod transfer;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::{Durability, QueueConfig};
 use crate::event::Event;
 
-pub use schema::{STATE_DEAD, STATE_DELIVERED, STATE_PENDING};
+pub use schema::{STATE_DEAD, STATE_DELIVERED, STATE_EXPORTED, STATE_PENDING};
 
 /// How many commands may wait for the writer before senders feel backpressure.
 const CHANNEL_CAPACITY: usize = 4096;
@@ -318,6 +319,13 @@ impl Store {
             return Ok(0);
         }
         self.call(|reply| writer::Command::PurgeDead { seqs, reply })
+            .await?
+    }
+
+    /// Run an air-gapped transfer step on the writer (see `transfer.rs`); imports wake
+    /// the delivery workers.
+    pub async fn transfer(&self, op: transfer::Op) -> Result<transfer::Done, StoreError> {
+        self.call(|reply| writer::Command::Transfer { op, reply })
             .await?
     }
 

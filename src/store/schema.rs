@@ -49,12 +49,31 @@ const MIGRATIONS: &[&str] = &[
         id          TEXT PRIMARY KEY,
         received_at INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // 1 → 2: air-gapped transfer (src/transfer/). A delivery carried off in a bundle keeps
+    // its row in state 3 (exported) until a receipt names it; workers fetch state 0 only.
+    // `transfer_site` holds this relay's site id (made on first use); `transfer_imported`
+    // remembers every (origin site, event id, endpoint) an import queued, so a second
+    // import of the same delivery queues nothing.
+    "CREATE TABLE transfer_site (
+        one         INTEGER PRIMARY KEY CHECK (one = 1),
+        site        TEXT    NOT NULL
+    );
+    CREATE TABLE transfer_imported (
+        origin      TEXT    NOT NULL,
+        event_id    TEXT    NOT NULL,
+        endpoint    TEXT    NOT NULL,
+        imported_at INTEGER NOT NULL,
+        PRIMARY KEY (origin, event_id, endpoint)
+    ) WITHOUT ROWID;",
 ];
 
 /// Delivery states stored in `deliveries.state`.
 pub const STATE_PENDING: i64 = 0;
 pub const STATE_DEAD: i64 = 1;
 pub const STATE_DELIVERED: i64 = 2;
+/// Pending, but carried off in a transfer bundle: not sent from here until a receipt
+/// removes it (or a new export carries it again).
+pub const STATE_EXPORTED: i64 = 3;
 
 /// The schema version this build writes.
 pub fn current_version() -> i64 {

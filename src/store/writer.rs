@@ -21,6 +21,7 @@ use tracing::{error, info, warn};
 
 use super::admin;
 use super::deliveries::{self, Update};
+use super::transfer;
 use super::{is_corrupt, now_ms, Inserted, NewEvent, StoreError};
 use crate::config::{Durability, QueueConfig, WhenFull};
 use crate::logging::repeats::Repeats;
@@ -63,6 +64,11 @@ pub(super) enum Command {
     PurgeDead {
         seqs: Vec<i64>,
         reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+    /// An air-gapped transfer step (`transfer.rs`), under its own savepoint.
+    Transfer {
+        op: transfer::Op,
+        reply: oneshot::Sender<Result<transfer::Done, StoreError>>,
     },
     Configure(QueueConfig),
     Maintain,
@@ -148,6 +154,10 @@ enum Pending {
         oneshot::Sender<Result<u64, StoreError>>,
         Result<u64, StoreError>,
     ),
+    Transfer(
+        oneshot::Sender<Result<transfer::Done, StoreError>>,
+        Result<transfer::Done, StoreError>,
+    ),
 }
 
 impl Pending {
@@ -166,6 +176,7 @@ impl Pending {
                 .find_map(|r| r.as_ref().err().and_then(unavailable)),
             Pending::Done(_, Err(e)) => unavailable(e),
             Pending::Count(_, Err(e)) => unavailable(e),
+            Pending::Transfer(_, Err(e)) => unavailable(e),
             _ => None,
         }
     }
@@ -179,6 +190,9 @@ impl Pending {
                 let _ = reply.send(commit.map_err(Clone::clone).and(result));
             }
             Pending::Count(reply, result) => {
+                let _ = reply.send(commit.map_err(Clone::clone).and(result));
+            }
+            Pending::Transfer(reply, result) => {
                 let _ = reply.send(commit.map_err(Clone::clone).and(result));
             }
         }
@@ -216,7 +230,17 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Command>, mut sta
 /// is lost before a later fsync, the worst case is that a delivered event is sent again
 /// (at least once still holds), and deliveries do not each wait for the disk.
 fn set_sync(conn: &Connection, state: &mut State, group: &[Command]) {
-    let accepts = group.iter().any(|c| matches!(c, Command::Insert { .. }));
+    // An import is accepting events too: its receipt lets the other site delete them.
+    let accepts = group.iter().any(|c| {
+        matches!(
+            c,
+            Command::Insert { .. }
+                | Command::Transfer {
+                    op: transfer::Op::Import { .. },
+                    ..
+                }
+        )
+    });
     let full = accepts && state.queue.durability == Durability::Full;
     if full != state.sync_full {
         let mode = if full { "FULL" } else { "NORMAL" };
@@ -320,6 +344,12 @@ impl Group {
             Command::PurgeDead { seqs, reply } => {
                 let result = open.and_then(|()| purge_dead(conn, state, &seqs));
                 self.pending.push(Pending::Count(reply, result));
+            }
+            Command::Transfer { op, reply } => {
+                let result = open.and_then(|()| transfer(conn, state, op));
+                self.requeued |=
+                    matches!(result, Ok(transfer::Done::Imported { queued, .. }) if queued > 0);
+                self.pending.push(Pending::Transfer(reply, result));
             }
             Command::Configure(queue) => state.queue = queue,
             Command::Maintain => {
@@ -455,6 +485,22 @@ fn purge_dead(conn: &Connection, state: &mut State, seqs: &[i64]) -> Result<u64,
     let (n, freed) = savepoint(conn, || admin::purge(conn, seqs))?;
     state.bytes = state.bytes.saturating_sub(freed);
     Ok(n)
+}
+
+/// Run a transfer step: imported rows are due now (after every older row) and count
+/// against `queue.max_bytes`.
+fn transfer(
+    conn: &Connection,
+    state: &mut State,
+    op: transfer::Op,
+) -> Result<transfer::Done, StoreError> {
+    state.last_insert_ms = state.last_insert_ms.max(now_ms());
+    let room = state.queue.max_bytes.saturating_sub(state.bytes);
+    let applied = savepoint(conn, || {
+        transfer::apply(conn, op, state.last_insert_ms, room)
+    })?;
+    state.bytes = (state.bytes + applied.added).saturating_sub(applied.freed);
+    Ok(applied.done)
 }
 
 fn maintain(conn: &Connection, state: &mut State) -> rusqlite::Result<()> {
