@@ -1,16 +1,12 @@
 //! `edgehook send`: build one event from flags and hand it to the daemon's socket.
 
-use std::io::Read;
-use std::path::PathBuf;
+use std::io::{ErrorKind, Read};
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use serde_json::value::RawValue;
 
 use crate::cli::SendArgs;
-use crate::config;
-
-/// Fallback socket when neither `--socket` nor a readable config names one.
-const DEFAULT_SOCKET: &str = "/run/edgehook/edgehook.sock";
+use crate::config::socket::{self, Located, SocketKey};
 
 pub async fn run(args: SendArgs) -> anyhow::Result<()> {
     let data = read_data(&args.data)?;
@@ -21,15 +17,20 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         )
     })?;
     let body = build_body(&args.event_type, &data, args.id.as_deref())?;
-    let socket = socket_path(&args);
+    let socket = socket::locate(
+        SocketKey::Ingest,
+        args.socket.as_deref(),
+        args.config.config.as_deref(),
+    )?;
     let (status, reply) = crate::uds_client::request(
-        &socket,
+        &socket.path,
         "POST",
         "/v1/events",
         Some("application/json"),
         body,
     )
-    .await?;
+    .await
+    .map_err(|err| unreachable(&socket, &err))?;
     let json: serde_json::Value = serde_json::from_slice(&reply).unwrap_or_default();
     if args.json {
         println!("{}", String::from_utf8_lossy(&reply));
@@ -42,14 +43,16 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
                 .unwrap_or_default();
             if endpoints.is_empty() {
                 println!(
-                    "accepted {} (no endpoint subscribes to this type; not queued)",
-                    json["id"].as_str().unwrap_or("?")
+                    "accepted {} (no endpoint subscribes to this type; not queued) via {}",
+                    json["id"].as_str().unwrap_or("?"),
+                    socket.path.display()
                 );
             } else {
                 println!(
-                    "accepted {} → {}",
+                    "accepted {} → {} via {}",
                     json["id"].as_str().unwrap_or("?"),
-                    endpoints.join(", ")
+                    endpoints.join(", "),
+                    socket.path.display()
                 );
             }
         }
@@ -100,12 +103,20 @@ fn read_data(arg: &str) -> anyhow::Result<String> {
     }
 }
 
-fn socket_path(args: &SendArgs) -> PathBuf {
-    if let Some(s) = &args.socket {
-        return s.clone();
+/// A failure to reach the socket, naming it and where its path came from.
+fn unreachable(socket: &Located, err: &anyhow::Error) -> anyhow::Error {
+    let io = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<std::io::Error>())
+        .map(|e| e.kind());
+    match io {
+        Some(ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+            anyhow!("cannot send to {socket}: nothing listens there; is edgehook running?")
+        }
+        Some(ErrorKind::PermissionDenied) => anyhow!(
+            "cannot send to {socket}: permission denied; the socket is for \
+             ingest.socket_group (socket_mode), and ingest.allowed_uids/allowed_gids if set"
+        ),
+        _ => anyhow!("cannot send to {socket}: {err:#}"),
     }
-    let path = config::resolve_path(args.config.config.as_deref());
-    config::load(&path)
-        .map(|c| c.ingest.socket)
-        .unwrap_or_else(|_| PathBuf::from(DEFAULT_SOCKET))
 }

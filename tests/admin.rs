@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::util::cli::{as_nobody, run_command};
 use crate::util::delivery::{pending, wait_db, Endpoint, Upstream, WAIT};
 use crate::util::{event, run_cli, Builder, TestDaemon};
 
@@ -381,39 +382,11 @@ fn missing_daemon_is_reported_with_the_socket_path() {
     let (code, out, err) = run_cli(&["status", "--config", config.to_str().unwrap()], None);
     assert_eq!((code, out.as_str()), (1, ""));
     let expected = format!(
-        "edgehook: cannot reach edgehook at {}: is it running?\n",
-        dir.path().join("run/admin.sock").display()
+        "edgehook: cannot reach edgehook at {} (daemon.admin_socket in {}): is it running?\n",
+        dir.path().join("run/admin.sock").display(),
+        config.display()
     );
     assert_eq!(err, expected);
-}
-
-/// `setpriv` as uid/gid 65534 (nobody/nogroup) with no supplementary groups, or `None`
-/// (with a note) where that cannot work here.
-fn as_nobody() -> Option<Command> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("note: not root; skipping the non-admin uid check");
-        return None;
-    }
-    let probe = Command::new("setpriv").arg("--version").output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("note: setpriv (util-linux) not found; skipping the non-admin uid check");
-        return None;
-    }
-    let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_edgehook"))
-        .env_remove("EDGEHOOK_CONFIG")
-        .stdin(Stdio::null());
-    Some(cmd)
-}
-
-fn run(mut cmd: Command, args: &[&str]) -> (i32, String, String) {
-    let out = cmd.args(args).output().expect("running setpriv");
-    (
-        out.status.code().expect("exited"),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// A daemon whose temp dir others may traverse (it is 0700 by default), so that uid
@@ -433,14 +406,14 @@ fn admin_socket_refuses_other_users() {
     let s = socket.to_str().unwrap();
 
     // The file mode keeps uid 65534 out…
-    let (code, _, err) = run(as_nobody().unwrap(), &["status", "--admin-socket", s]);
+    let (code, _, err) = run_command(as_nobody().unwrap(), &["status", "--admin-socket", s]);
     assert_eq!(code, 1);
     assert!(err.contains("permission denied"), "{err}");
     assert!(err.contains(s), "{err}");
 
     // …and SO_PEERCRED does too when the mode is looser (SocketMode=, a stray chmod).
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let (code, _, err) = run(as_nobody().unwrap(), &["status", "--admin-socket", s]);
+    let (code, _, err) = run_command(as_nobody().unwrap(), &["status", "--admin-socket", s]);
     assert_eq!(code, 1);
     assert!(
         err.contains("uid 65534 may not use the admin socket: it is for root"),
@@ -461,7 +434,7 @@ fn admin_group_members_may_use_the_socket() {
         0o660,
         "admin socket mode with a group"
     );
-    let (code, out, err) = run(
+    let (code, out, err) = run_command(
         as_nobody().unwrap(),
         &["endpoints", "--admin-socket", socket.to_str().unwrap()],
     );

@@ -1,5 +1,8 @@
 //! `edgehook send` (SPEC §8): one event from flags to a running daemon.
 
+use std::os::unix::fs::PermissionsExt;
+
+use crate::util::cli::{as_nobody, run_command};
 use crate::util::{run_cli, TestDaemon};
 
 fn send(
@@ -56,4 +59,105 @@ fn send_invalid_json_fails_with_one_line() {
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr:?}");
     assert!(stderr.contains("--data"), "{stderr}");
     assert_eq!(d.query_i64("SELECT COUNT(*) FROM events", []), 0);
+}
+
+/// A config naming the daemon's socket and an endpoint whose secret this user cannot
+/// resolve (an unset environment variable): `send` needs only `ingest.socket`.
+fn config_with_unresolvable_secret(d: &TestDaemon) -> std::path::PathBuf {
+    let config = d.dir().join("app-view.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ingest]\nsocket = {:?}\n\n[[endpoint]]\nname = \"spark\"\nurl = \"https://127.0.0.1:9/\"\n\
+             [endpoint.signing]\nsecret = \"env:EDGEHOOK_TEST_UNSET_SECRET\"\n",
+            d.socket()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn send_finds_the_socket_in_a_config_whose_secrets_it_cannot_resolve() {
+    let d = TestDaemon::start();
+    let config = config_with_unresolvable_secret(&d);
+    let (code, stdout, stderr) = run_cli(
+        &[
+            "send",
+            "-t",
+            "Test.cfg",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with(&format!("via {}", d.socket().display())),
+        "says which socket it used: {stdout}"
+    );
+    assert_eq!(d.query_i64("SELECT COUNT(*) FROM events", []), 1);
+}
+
+#[test]
+fn send_reports_an_unreadable_or_broken_config_instead_of_a_default_socket() {
+    let d = TestDaemon::start();
+    // Unreadable for the app's user: the config is root's 0600 file.
+    let config = config_with_unresolvable_secret(&d);
+    let c = config.to_str().unwrap();
+    if let Some(nobody) = as_nobody() {
+        std::fs::set_permissions(d.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let (code, stdout, stderr) = run_command(nobody, &["send", "-t", "Test.x", "-c", c]);
+        assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "edgehook: cannot read the config file {c} to find ingest.socket: permission denied; \
+                 run as a user that may read it (e.g. a member of its group), or pass --socket PATH\n"
+            )
+        );
+    }
+    // Not TOML: the parse error, not a connection failure.
+    std::fs::write(&config, "[ingest\nsocket = 1\n").unwrap();
+    let (code, _, stderr) = run_cli(&["send", "-t", "Test.x", "-c", c], None);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.starts_with(&format!(
+            "edgehook: cannot find ingest.socket: the config file {c} is not valid TOML"
+        )),
+        "{stderr}"
+    );
+    // A named config that does not exist is an error too (only the default path may be
+    // missing).
+    let missing = d.dir().join("missing.toml");
+    let (code, _, stderr) = run_cli(
+        &["send", "-t", "Test.x", "-c", missing.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no such file"), "{stderr}");
+    assert_eq!(d.query_i64("SELECT COUNT(*) FROM events", []), 0);
+}
+
+#[test]
+fn send_names_the_socket_and_its_source_when_nothing_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("edgehook.toml");
+    std::fs::write(&config, "[ingest]\nsocket = \"run/in.sock\"\n").unwrap();
+    let (code, _, stderr) = run_cli(
+        &["send", "-t", "Test.x", "--config", config.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert_eq!(
+        stderr,
+        format!(
+            "edgehook: cannot send to {} (ingest.socket in {}): nothing listens there; is edgehook running?\n",
+            dir.path().join("run/in.sock").display(),
+            config.display()
+        )
+    );
 }

@@ -4,11 +4,10 @@
 //!
 //! The socket is `--admin-socket`, else `daemon.admin_socket` read from the config file
 //! (only that key, so a user who cannot read the secrets it references still finds the
-//! socket), else the default.
+//! socket), else the default: see [`crate::config::socket`].
 
 use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal, Write as _};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
@@ -16,10 +15,8 @@ use serde_json::{json, Value};
 
 use super::render::{age, cell, shorten, size, state_color, truncate, Color, Style, Table};
 use crate::cli::{AdminArgs, DeadAction, DeadArgs, DeadSelect, EndpointArg, ReadArgs, WakeArgs};
-use crate::config;
+use crate::config::socket::{self, Located, SocketKey};
 
-/// Where the admin socket is when neither the flag nor the config says.
-pub const DEFAULT_ADMIN_SOCKET: &str = "/run/edgehook/admin.sock";
 /// Longest the CLI waits for an answer; a reload may take a while (it builds TLS clients).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
 /// Longest last-error text shown in a table cell (`--json` has all of it).
@@ -27,7 +24,7 @@ const ERROR_WIDTH: usize = 60;
 
 /// `edgehook status`.
 pub async fn status(args: ReadArgs) -> anyhow::Result<()> {
-    let v = Client::new(&args.admin).get("/v1/status").await?;
+    let v = Client::new(&args.admin)?.get("/v1/status").await?;
     if args.json {
         return print_json(&v);
     }
@@ -37,7 +34,7 @@ pub async fn status(args: ReadArgs) -> anyhow::Result<()> {
 
 /// `edgehook endpoints`.
 pub async fn endpoints(args: ReadArgs) -> anyhow::Result<()> {
-    let v = Client::new(&args.admin).get("/v1/endpoints").await?;
+    let v = Client::new(&args.admin)?.get("/v1/endpoints").await?;
     if args.json {
         return print_json(&v);
     }
@@ -49,7 +46,7 @@ pub async fn endpoints(args: ReadArgs) -> anyhow::Result<()> {
 pub async fn dead(args: DeadArgs) -> anyhow::Result<()> {
     match args.action {
         DeadAction::List(a) => {
-            let client = Client::new(&a.select.admin);
+            let client = Client::new(&a.select.admin)?;
             let v = client.get(&list_path(&a.select, a.limit)).await?;
             if a.json {
                 return print_json(&v);
@@ -58,7 +55,7 @@ pub async fn dead(args: DeadArgs) -> anyhow::Result<()> {
             Ok(())
         }
         DeadAction::Retry(s) => {
-            let client = Client::new(&s.admin);
+            let client = Client::new(&s.admin)?;
             let v = client.post("/v1/dead/retry", select_body(&s)).await?;
             let n = v["retried"].as_u64().unwrap_or(0);
             if n == 0 && !s.ids.is_empty() {
@@ -76,7 +73,7 @@ pub async fn dead(args: DeadArgs) -> anyhow::Result<()> {
         }
         DeadAction::Purge(p) => {
             let s = &p.select;
-            let client = Client::new(&s.admin);
+            let client = Client::new(&s.admin)?;
             if !p.yes {
                 if !std::io::stdin().is_terminal() {
                     bail!("dead purge deletes dead letters for good; pass --yes to confirm (stdin is not a terminal, so edgehook cannot ask)");
@@ -112,7 +109,7 @@ pub async fn dead(args: DeadArgs) -> anyhow::Result<()> {
 
 /// `edgehook wake [ENDPOINT]`.
 pub async fn wake(args: WakeArgs) -> anyhow::Result<()> {
-    let v = Client::new(&args.admin)
+    let v = Client::new(&args.admin)?
         .post("/v1/wake", json!({"endpoint": args.endpoint}))
         .await?;
     let woken = v["woken"].as_array().cloned().unwrap_or_default();
@@ -131,7 +128,7 @@ pub async fn wake(args: WakeArgs) -> anyhow::Result<()> {
 
 /// `edgehook pause ENDPOINT`.
 pub async fn pause(args: EndpointArg) -> anyhow::Result<()> {
-    let v = Client::new(&args.admin)
+    let v = Client::new(&args.admin)?
         .post("/v1/pause", json!({"endpoint": args.endpoint}))
         .await?;
     println!(
@@ -145,7 +142,7 @@ pub async fn pause(args: EndpointArg) -> anyhow::Result<()> {
 
 /// `edgehook resume ENDPOINT`.
 pub async fn resume(args: EndpointArg) -> anyhow::Result<()> {
-    let v = Client::new(&args.admin)
+    let v = Client::new(&args.admin)?
         .post("/v1/resume", json!({"endpoint": args.endpoint}))
         .await?;
     let was = v["was"].as_str().unwrap_or("not held");
@@ -159,7 +156,7 @@ pub async fn resume(args: EndpointArg) -> anyhow::Result<()> {
 
 /// `edgehook reload`.
 pub async fn reload(args: AdminArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args);
+    let client = Client::new(&args)?;
     let (status, body) = client.call("POST", "/v1/reload", None).await?;
     let v: Value = serde_json::from_slice(&body).unwrap_or_default();
     if status == 200 {
@@ -177,7 +174,7 @@ pub async fn reload(args: AdminArgs) -> anyhow::Result<()> {
 
 /// `edgehook metrics`.
 pub async fn metrics(args: AdminArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args);
+    let client = Client::new(&args)?;
     let (status, body) = client.call("GET", "/metrics", None).await?;
     if status != 200 {
         return Err(reply_error(status, &body));
@@ -190,29 +187,35 @@ pub async fn metrics(args: AdminArgs) -> anyhow::Result<()> {
 
 // ----- talking to the daemon -----
 
-struct Client {
-    socket: PathBuf,
+/// A connection target for admin requests (one connection per request).
+pub(crate) struct Client {
+    socket: Located,
 }
 
 impl Client {
-    fn new(args: &AdminArgs) -> Client {
-        Client {
-            socket: socket_path(args),
-        }
+    pub(crate) fn new(args: &AdminArgs) -> anyhow::Result<Client> {
+        Ok(Client {
+            socket: socket::locate(
+                SocketKey::Admin,
+                args.admin_socket.as_deref(),
+                args.config.config.as_deref(),
+            )?,
+        })
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: &str,
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<(u16, bytes::Bytes)> {
-        let shown = self.socket.display();
+        let shown = &self.socket;
         let (content_type, bytes) = match body {
             Some(b) => (Some("application/json"), b.to_string().into_bytes()),
             None => (None, Vec::new()),
         };
-        let request = crate::uds_client::request(&self.socket, method, path, content_type, bytes);
+        let request =
+            crate::uds_client::request(&self.socket.path, method, path, content_type, bytes);
         match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
             Err(_) => bail!(
                 "edgehook at {shown} did not answer within {}s; see its log (journalctl -u edgehook)",
@@ -223,11 +226,11 @@ impl Client {
         }
     }
 
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.json("GET", path, None).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         self.json("POST", path, Some(body)).await
     }
 
@@ -246,9 +249,8 @@ impl Client {
 }
 
 /// A connection failure, worded for the operator.
-fn unreachable(socket: &Path, err: &anyhow::Error) -> anyhow::Error {
+fn unreachable(shown: &Located, err: &anyhow::Error) -> anyhow::Error {
     use std::io::ErrorKind;
-    let shown = socket.display();
     let io = err
         .chain()
         .find_map(|e| e.downcast_ref::<std::io::Error>())
@@ -275,35 +277,6 @@ fn reply_error(status: u16, body: &[u8]) -> anyhow::Error {
             truncate(&String::from_utf8_lossy(body), 200)
         ),
     }
-}
-
-fn socket_path(args: &AdminArgs) -> PathBuf {
-    if let Some(s) = &args.admin_socket {
-        return s.clone();
-    }
-    let config = config::resolve_path(args.config.config.as_deref());
-    admin_socket_in(&config).unwrap_or_else(|| PathBuf::from(DEFAULT_ADMIN_SOCKET))
-}
-
-/// `daemon.admin_socket` from the config file at `path`, if it is readable and sets it
-/// (relative paths are against the file's directory, as the daemon resolves them).
-fn admin_socket_in(path: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(path).ok()?;
-    admin_socket_from(&text, path)
-}
-
-fn admin_socket_from(text: &str, path: &Path) -> Option<PathBuf> {
-    let table: toml::Table = toml::from_str(text).ok()?;
-    let socket = table.get("daemon")?.get("admin_socket")?.as_str()?;
-    if socket.is_empty() {
-        return None;
-    }
-    let socket = PathBuf::from(socket);
-    Some(if socket.is_relative() {
-        path.parent().unwrap_or(Path::new(".")).join(socket)
-    } else {
-        socket
-    })
 }
 
 fn list_path(s: &DeadSelect, limit: usize) -> String {
@@ -554,27 +527,6 @@ fn format_dead(v: &Value, style: Style) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn admin_socket_comes_from_the_config_key_only() {
-        let path = Path::new("/etc/edgehook/edgehook.toml");
-        assert_eq!(
-            admin_socket_from(
-                "[daemon]\nadmin_socket = \"/run/x/admin.sock\"\n[[endpoint]]\nname = 1",
-                path
-            ),
-            Some(PathBuf::from("/run/x/admin.sock"))
-        );
-        assert_eq!(
-            admin_socket_from("[daemon]\nadmin_socket = \"run/a.sock\"", path),
-            Some(PathBuf::from("/etc/edgehook/run/a.sock"))
-        );
-        assert_eq!(
-            admin_socket_from("[daemon]\nstate_dir = \"/x\"", path),
-            None
-        );
-        assert_eq!(admin_socket_from("not toml [", path), None);
-    }
 
     #[test]
     fn status_shows_queue_endpoints_and_reload_error() {

@@ -10,6 +10,7 @@
 mod filter;
 mod raw;
 mod secret;
+pub mod socket;
 pub mod summary;
 mod units;
 mod validate;

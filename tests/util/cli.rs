@@ -1,4 +1,5 @@
-//! Running the binary for one-shot commands (`check-config`, `send`, …).
+//! Running the binary for one-shot commands (`check-config`, `send`, …), also as uid
+//! 65534 (`as_nobody`).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -35,6 +36,36 @@ pub fn run_cli(args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
         .unwrap_or_else(|| panic!("edgehook {args:?} was killed: {}", out.status));
     (
         code,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `setpriv` as uid/gid 65534 (nobody/nogroup) with no supplementary groups, or `None`
+/// (with a note) where that cannot work here.
+pub fn as_nobody() -> Option<Command> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("note: not root; skipping a check as another user");
+        return None;
+    }
+    let probe = Command::new("setpriv").arg("--version").output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("note: setpriv (util-linux) not found; skipping a check as another user");
+        return None;
+    }
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_edgehook"))
+        .env_remove("EDGEHOOK_CONFIG")
+        .stdin(Stdio::null());
+    Some(cmd)
+}
+
+/// Run a prepared command (e.g. [`as_nobody`]) with `args`; (exit code, stdout, stderr).
+pub fn run_command(mut cmd: Command, args: &[&str]) -> (i32, String, String) {
+    let out = cmd.args(args).output().expect("running setpriv");
+    (
+        out.status.code().expect("exited"),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
