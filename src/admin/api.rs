@@ -29,11 +29,11 @@ use tokio::sync::oneshot;
 use super::Ctx;
 use crate::config::watch::{Reload, Trigger};
 use crate::config::{Config, WhenFull};
-use crate::deliver::status::{Control, State, Status};
+use crate::deliver::status::{Control, Shown, State, Status};
 use crate::metrics;
 use crate::reply::{error, json, not_allowed, ApiError};
 use crate::store::admin::{DeadFilter, EndpointCounts};
-use crate::store::now_ms;
+use crate::store::{now_ms, Hold};
 
 pub(super) type Body = Full<Bytes>;
 pub(super) type Reply = Response<Body>;
@@ -159,7 +159,7 @@ async fn endpoint_rows(
 ) -> Result<Vec<Value>, ApiError> {
     let now = now_ms();
     let handles = ctx.runtime.endpoints.load_full();
-    let holds: HashMap<String, String> = ctx.runtime.store.holds().await?.into_iter().collect();
+    let holds: HashMap<String, Hold> = ctx.runtime.store.holds().await?.into_iter().collect();
     let by_name: HashMap<&str, &EndpointCounts> =
         counts.iter().map(|c| (c.endpoint.as_str(), c)).collect();
     let mut rows = Vec::new();
@@ -169,16 +169,15 @@ async fn endpoint_rows(
             .find(|h| h.name == endpoint.name)
             .map(|h| h.status());
         let state = match &status {
-            Some(s) => s.state.name().to_string(),
+            Some(s) => s.state.shown(),
             // Between a reload's stop and start, or a worker that could not start.
             None => holds
                 .get(&endpoint.name)
-                .cloned()
-                .unwrap_or_else(|| "stopped".into()),
+                .map_or(Shown::Stopped, |h| Shown::from(*h)),
         };
         let mut row = queue_json(
             &endpoint.name,
-            &state,
+            state,
             by_name.get(endpoint.name.as_str()),
             now,
         );
@@ -190,13 +189,13 @@ async fn endpoint_rows(
     }
     for c in counts {
         if config.endpoint(&c.endpoint).is_none() {
-            rows.push(queue_json(&c.endpoint, "orphaned", Some(&c), now));
+            rows.push(queue_json(&c.endpoint, Shown::Orphaned, Some(&c), now));
         }
     }
     Ok(rows)
 }
 
-fn queue_json(name: &str, state: &str, counts: Option<&&EndpointCounts>, now: i64) -> Value {
+fn queue_json(name: &str, state: Shown, counts: Option<&&EndpointCounts>, now: i64) -> Value {
     let oldest = counts.and_then(|c| c.oldest_pending_at);
     json!({
         "name": name,
@@ -327,7 +326,7 @@ fn wake(ctx: &Ctx, body: Bytes) -> Result<Value, ApiError> {
         .iter()
         .filter(|h| t.endpoint.as_ref().is_none_or(|n| *n == h.name))
         .filter(|h| h.send(Control::Wake))
-        .map(|h| json!({"endpoint": h.name, "state": h.status().state.name()}))
+        .map(|h| json!({"endpoint": h.name, "state": h.status().state.shown()}))
         .collect();
     Ok(json!({"woken": woken}))
 }
@@ -358,19 +357,11 @@ async fn hold(ctx: &Ctx, body: Bytes, pause: bool) -> Result<Value, ApiError> {
         .iter()
         .find(|h| h.name == name)
         .cloned();
-    if pause {
-        rt.store
-            .set_hold(
-                &name,
-                Some(("paused", "paused by an operator (edgehook pause)")),
-            )
-            .await?;
-    } else {
-        rt.store.set_hold(&name, None).await?;
-    }
+    let hold = pause.then_some(Hold::Paused);
+    rt.store.set_hold(&name, hold).await?;
     // The hold is stored first: a worker (re)started from here on reads it.
     if let Some(h) = handle {
-        h.send(Control::Hold(pause.then(|| "paused".to_string())));
+        h.send(Control::Hold(hold));
     }
     let pending = rt
         .store

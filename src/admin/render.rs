@@ -4,6 +4,8 @@
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 
+use crate::deliver::status::Shown;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Color {
     Green,
@@ -53,13 +55,12 @@ impl Style {
     }
 }
 
-/// The colour of an endpoint state.
+/// The colour of an endpoint state (as named on the admin wire).
 pub fn state_color(state: &str) -> Option<Color> {
-    match state {
-        "online" => Some(Color::Green),
-        "offline" | "paused" => Some(Color::Yellow),
-        "gone" | "orphaned" | "stopped" => Some(Color::Red),
-        _ => None,
+    match serde_json::from_value::<Shown>(serde_json::Value::from(state)).ok()? {
+        Shown::Online => Some(Color::Green),
+        Shown::Offline | Shown::Paused => Some(Color::Yellow),
+        Shown::Gone | Shown::Orphaned | Shown::Stopped => Some(Color::Red),
     }
 }
 

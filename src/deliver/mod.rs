@@ -1,16 +1,19 @@
 //! Delivery: one worker per endpoint turns queued deliveries into signed HTTPS POSTs.
 //!
-//! `worker.rs` is the per-endpoint loop (paging, concurrency, ordering keys, offline
-//! probing, holds), `retry.rs` the pure retry rules, `rate.rs` the token bucket,
+//! `scheduler.rs` is the per-endpoint scheduling state machine, sans-IO (paging,
+//! concurrency, ordering keys, offline probing, holds), `worker.rs` the I/O loop around it,
+//! `attempt.rs` one attempt's send/decide/record, `retry.rs` the pure retry rules, `rate.rs` the token bucket,
 //! `request.rs` the wire format, `client.rs` the TLS client, `status.rs` what a worker
 //! shows and accepts from outside. Delivery reads and writes only through the [`Store`];
 //! it never talks to ingest (new rows announce themselves through [`Store::inserted`]).
 
+mod attempt;
 mod client;
 mod proxy;
 mod rate;
 pub mod request;
 pub mod retry;
+mod scheduler;
 pub mod status;
 mod worker;
 

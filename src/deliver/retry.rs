@@ -1,8 +1,8 @@
 //! Retry rules, pure: an attempt's result → what happens next (SPEC §5).
 //!
 //! [`classify`] sorts a result into success, retry, permanent failure, gone, or
-//! endpoint-offline; [`decide`] turns that plus the delivery's history into the stored
-//! [`Outcome`]; [`backoff`] is `initial × multiplier^(n-1)` capped at `max`, ± `jitter`.
+//! endpoint-offline; [`decide`] turns that plus the delivery's history into one
+//! [`Verdict`] (what to record, and what it says about the endpoint); [`backoff`] is `initial × multiplier^(n-1)` capped at `max`, ± `jitter`.
 
 use std::time::{Duration, SystemTime};
 
@@ -65,21 +65,109 @@ pub fn backoff(retry: &RetryConfig, attempt: u32, unit: f64) -> Duration {
     Duration::from_secs_f64(jittered.clamp(0.0, retry.max.as_secs_f64()))
 }
 
-/// The stored outcome for a delivery that had made `attempts_before` attempts; `None`
-/// for endpoint-level results (offline, gone), which hold the endpoint and leave the
-/// delivery as it was. `now_ms` is the wall clock; `unit` feeds the jitter.
+/// Everything an attempt's result means: what to record for the delivery, and what it
+/// says about the endpoint. Decided once, here; the scheduler and the worker only act on it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// 2xx: the delivery is done.
+    Delivered,
+    /// Counted attempt `attempts`; try again in `retry_in`. `status` is `None` when there
+    /// was no HTTP answer (a timeout or reset after the request was written).
+    Retry {
+        attempts: u32,
+        retry_in: Duration,
+        status: Option<u16>,
+        error: String,
+    },
+    /// Given up: kept as a dead letter with its reason.
+    Dead {
+        attempts: u32,
+        status: Option<u16>,
+        error: String,
+        reason: String,
+    },
+    /// Connect-level failure: the endpoint is offline; nothing is recorded and the attempt
+    /// is not counted.
+    Offline { error: String },
+    /// 410: the endpoint is held as `gone`; nothing is recorded for the delivery.
+    Gone,
+}
+
+impl Verdict {
+    /// Whether an outcome is recorded for the delivery.
+    pub fn records(&self) -> bool {
+        matches!(
+            self,
+            Verdict::Delivered | Verdict::Retry { .. } | Verdict::Dead { .. }
+        )
+    }
+
+    /// Whether the upstream answered over HTTP (which proves the endpoint is reachable).
+    pub fn answered(&self) -> bool {
+        match self {
+            Verdict::Delivered | Verdict::Gone => true,
+            Verdict::Retry { status, .. } | Verdict::Dead { status, .. } => status.is_some(),
+            Verdict::Offline { .. } => false,
+        }
+    }
+
+    /// The HTTP status, when there was an answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Verdict::Delivered | Verdict::Offline { .. } => None,
+            Verdict::Gone => Some(410),
+            Verdict::Retry { status, .. } | Verdict::Dead { status, .. } => *status,
+        }
+    }
+
+    /// The outcome to store, at wall time `now_ms`. `keep_place` is the delivery's current
+    /// `next_at` when a retry keeps its place in the queue (a keyed delivery: its key waits
+    /// out the backoff in memory instead).
+    pub fn outcome(&self, now_ms: i64, keep_place: Option<i64>) -> Option<Outcome> {
+        Some(match self {
+            Verdict::Delivered => Outcome::Delivered,
+            Verdict::Retry {
+                attempts,
+                retry_in,
+                status,
+                error,
+            } => Outcome::Retry {
+                attempts: *attempts,
+                next_at: keep_place.unwrap_or(now_ms + retry_in.as_millis() as i64),
+                status: *status,
+                error: error.clone(),
+            },
+            Verdict::Dead {
+                attempts,
+                status,
+                error,
+                reason,
+            } => Outcome::Dead {
+                attempts: *attempts,
+                status: *status,
+                error: error.clone(),
+                reason: reason.clone(),
+            },
+            Verdict::Offline { .. } | Verdict::Gone => return None,
+        })
+    }
+}
+
+/// The verdict on `result` for a delivery that had made `attempts_before` attempts.
+/// `unit` in `[0, 1)` feeds the jitter.
 pub fn decide(
     endpoint: &EndpointConfig,
     result: &Attempted,
     attempts_before: u32,
-    now_ms: i64,
     unit: f64,
-) -> Option<Outcome> {
+) -> Verdict {
     let attempts = attempts_before + 1;
     let (status, error) = describe(result);
-    let outcome = match classify(result, &endpoint.permanent_status) {
-        Class::Success => Outcome::Delivered,
-        Class::Permanent => Outcome::Dead {
+    match classify(result, &endpoint.permanent_status) {
+        Class::Success => Verdict::Delivered,
+        Class::Gone => Verdict::Gone,
+        Class::Offline => Verdict::Offline { error },
+        Class::Permanent => Verdict::Dead {
             attempts,
             status,
             error,
@@ -89,28 +177,23 @@ pub fn decide(
             ),
         },
         Class::Retry { .. } if endpoint.max_attempts.is_some_and(|max| attempts >= max) => {
-            Outcome::Dead {
+            Verdict::Dead {
                 attempts,
                 status,
                 error,
                 reason: format!("max_attempts ({attempts}) reached"),
             }
         }
-        Class::Retry { retry_after } => {
-            let delay = match retry_after {
+        Class::Retry { retry_after } => Verdict::Retry {
+            attempts,
+            retry_in: match retry_after {
                 Some(after) => after.min(endpoint.retry.max),
                 None => backoff(&endpoint.retry, attempts, unit),
-            };
-            Outcome::Retry {
-                attempts,
-                next_at: now_ms + delay.as_millis() as i64,
-                status,
-                error,
-            }
-        }
-        Class::Gone | Class::Offline => return None,
-    };
-    Some(outcome)
+            },
+            status,
+            error,
+        },
+    }
 }
 
 /// Status and one-line error text for the record.
@@ -204,25 +287,38 @@ mod tests {
     #[test]
     fn decide_retry_dead_and_retry_after() {
         let e = endpoint("");
-        match decide(&e, &status(500), 0, 1_000, 0.5).unwrap() {
-            Outcome::Retry {
-                attempts,
-                next_at,
-                status,
-                ..
-            } => {
-                assert_eq!((attempts, next_at, status), (1, 2_000, Some(500)));
+        let v = decide(&e, &status(500), 0, 0.5);
+        assert_eq!(
+            v,
+            Verdict::Retry {
+                attempts: 1,
+                retry_in: Duration::from_secs(1),
+                status: Some(500),
+                error: "HTTP 500".into()
             }
-            other => panic!("{other:?}"),
-        }
+        );
+        assert!(matches!(
+            v.outcome(1_000, None),
+            Some(Outcome::Retry {
+                attempts: 1,
+                next_at: 2_000,
+                status: Some(500),
+                ..
+            })
+        ));
+        // A keyed retry keeps its place: its stored next_at does not move.
+        assert!(matches!(
+            v.outcome(1_000, Some(7)),
+            Some(Outcome::Retry { next_at: 7, .. })
+        ));
         let r = Attempted::Status {
             status: 429,
             retry_after: Some(Duration::from_secs(3)),
             detail: String::new(),
         };
         assert!(matches!(
-            decide(&e, &r, 4, 0, 0.5),
-            Some(Outcome::Retry { next_at: 3_000, .. })
+            decide(&e, &r, 4, 0.5),
+            Verdict::Retry { retry_in, attempts: 5, .. } if retry_in == Duration::from_secs(3)
         ));
         let r = Attempted::Status {
             status: 429,
@@ -230,30 +326,38 @@ mod tests {
             detail: String::new(),
         };
         assert!(matches!(
-            decide(&e, &r, 0, 0, 0.5),
-            Some(Outcome::Retry {
-                next_at: 600_000,
-                ..
-            })
+            decide(&e, &r, 0, 0.5),
+            Verdict::Retry { retry_in, .. } if retry_in == Duration::from_secs(600)
         ));
         assert!(matches!(
-            decide(&e, &status(400), 0, 0, 0.5),
-            Some(Outcome::Dead { attempts: 1, .. })
+            decide(&e, &status(400), 0, 0.5),
+            Verdict::Dead { attempts: 1, .. }
         ));
-        assert_eq!(decide(&e, &status(410), 0, 0, 0.5), None);
-        assert_eq!(
-            decide(&e, &status(201), 3, 0, 0.5),
-            Some(Outcome::Delivered)
-        );
+        assert_eq!(decide(&e, &status(201), 3, 0.5), Verdict::Delivered);
         let limited = endpoint("max_attempts = 3");
         assert!(matches!(
-            decide(&limited, &status(500), 1, 0, 0.5),
-            Some(Outcome::Retry { .. })
+            decide(&limited, &status(500), 1, 0.5),
+            Verdict::Retry { .. }
         ));
-        match decide(&limited, &status(500), 2, 0, 0.5).unwrap() {
-            Outcome::Dead { reason, .. } => assert!(reason.contains("max_attempts"), "{reason}"),
+        match decide(&limited, &status(500), 2, 0.5) {
+            Verdict::Dead { reason, .. } => assert!(reason.contains("max_attempts"), "{reason}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn endpoint_level_verdicts_record_nothing() {
+        let e = endpoint("max_attempts = 1");
+        let gone = decide(&e, &status(410), 0, 0.5);
+        assert_eq!(gone, Verdict::Gone);
+        assert!(gone.answered() && !gone.records() && gone.outcome(0, None).is_none());
+        let offline = decide(&e, &Attempted::Connect("refused".into()), 0, 0.5);
+        assert!(matches!(offline, Verdict::Offline { ref error } if error.contains("refused")));
+        assert!(!offline.answered() && !offline.records() && offline.outcome(0, None).is_none());
+        // A timeout after the request was written is a counted attempt without an answer.
+        let timed_out = decide(&e, &Attempted::Failed("timeout".into()), 0, 0.5);
+        assert!(matches!(timed_out, Verdict::Dead { status: None, .. }));
+        assert!(timed_out.records() && !timed_out.answered());
     }
 
     #[test]

@@ -6,7 +6,10 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::metrics::Histogram;
+use crate::store::Hold;
 
 /// An operator's instruction to a worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +17,7 @@ pub enum Control {
     /// Probe now if offline (`edgehook wake`).
     Wake,
     /// Hold deliveries (`paused`), or release any hold (`None`: `edgehook resume`).
-    Hold(Option<String>),
+    Hold(Option<Hold>),
 }
 
 /// The endpoint's delivery state as status shows it.
@@ -28,15 +31,39 @@ pub enum State {
         next_probe: SystemTime,
     },
     /// `gone` (410) or `paused` (operator).
-    Held(String),
+    Held(Hold),
 }
 
 impl State {
-    pub fn name(&self) -> &str {
+    /// The name status shows.
+    pub fn shown(&self) -> Shown {
         match self {
-            State::Online => "online",
-            State::Offline { .. } => "offline",
-            State::Held(h) => h,
+            State::Online => Shown::Online,
+            State::Offline { .. } => Shown::Offline,
+            State::Held(hold) => Shown::from(*hold),
+        }
+    }
+}
+
+/// An endpoint's state as `status` names it (the same strings on the admin wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shown {
+    Online,
+    Offline,
+    Paused,
+    Gone,
+    /// Configured, but no worker runs (between a reload's stop and start, or it failed).
+    Stopped,
+    /// Rows are queued for a name the config no longer has.
+    Orphaned,
+}
+
+impl From<Hold> for Shown {
+    fn from(hold: Hold) -> Shown {
+        match hold {
+            Hold::Paused => Shown::Paused,
+            Hold::Gone => Shown::Gone,
         }
     }
 }

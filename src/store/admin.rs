@@ -182,7 +182,7 @@ pub fn dead_seqs(conn: &Connection, filter: &DeadFilter) -> rusqlite::Result<Vec
 }
 
 /// Persisted holds (`paused`, `gone`) by endpoint.
-pub fn holds(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
+pub fn holds(conn: &Connection) -> rusqlite::Result<Vec<(String, super::Hold)>> {
     conn.prepare_cached("SELECT endpoint, state FROM endpoint_state ORDER BY endpoint")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect()

@@ -3,8 +3,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::now_ms;
 use super::schema::{STATE_DEAD, STATE_DELIVERED, STATE_PENDING};
+use super::{now_ms, Hold};
 
 /// A delivery ready to be attempted, with its event.
 #[derive(Debug, Clone)]
@@ -112,7 +112,7 @@ pub fn next_due_after(
 }
 
 /// Persisted endpoint hold (`gone` after a 410, `paused` by an operator), if any.
-pub fn endpoint_hold(conn: &Connection, endpoint: &str) -> rusqlite::Result<Option<String>> {
+pub fn endpoint_hold(conn: &Connection, endpoint: &str) -> rusqlite::Result<Option<Hold>> {
     conn.prepare_cached("SELECT state FROM endpoint_state WHERE endpoint = ?1")?
         .query_row([endpoint], |r| r.get(0))
         .optional()
@@ -175,16 +175,16 @@ pub(super) fn apply(
     }
 }
 
-/// Record (`Some(state)`) or clear (`None`) an endpoint hold.
+/// Record (`Some(hold)`) or clear (`None`) an endpoint hold.
 pub(super) fn set_hold(
     conn: &Connection,
     endpoint: &str,
-    hold: Option<(&str, &str)>,
+    hold: Option<Hold>,
 ) -> rusqlite::Result<()> {
     match hold {
-        Some((state, reason)) => conn
+        Some(hold) => conn
             .prepare_cached("INSERT OR REPLACE INTO endpoint_state(endpoint, state, since, reason) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![endpoint, state, now_ms(), reason])?,
+            .execute(params![endpoint, hold, now_ms(), hold.reason()])?,
         None => conn
             .prepare_cached("DELETE FROM endpoint_state WHERE endpoint = ?1")?
             .execute([endpoint])?,

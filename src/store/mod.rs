@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod deliveries;
+mod hold;
 mod schema;
 pub mod transfer;
 mod writer;
@@ -26,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::{Durability, QueueConfig};
 use crate::event::Event;
 
+pub use hold::Hold;
 pub use schema::{STATE_DEAD, STATE_DELIVERED, STATE_EXPORTED, STATE_PENDING};
 
 /// How many commands may wait for the writer before senders feel backpressure.
@@ -182,13 +184,8 @@ impl Store {
         Ok(Committed(rx))
     }
 
-    /// Hold an endpoint (`Some((state, reason))`, e.g. `gone`) or release it (`None`).
-    pub async fn set_hold(
-        &self,
-        endpoint: &str,
-        hold: Option<(&str, &str)>,
-    ) -> Result<(), StoreError> {
-        let hold = hold.map(|(s, r)| (s.to_string(), r.to_string()));
+    /// Hold an endpoint (`Some(hold)`) or release it (`None`).
+    pub async fn set_hold(&self, endpoint: &str, hold: Option<Hold>) -> Result<(), StoreError> {
         self.call(|reply| writer::Command::SetHold {
             endpoint: endpoint.to_string(),
             hold,
@@ -330,7 +327,7 @@ impl Store {
     }
 
     /// Persisted endpoint holds (`paused`, `gone`), by endpoint.
-    pub async fn holds(&self) -> Result<Vec<(String, String)>, StoreError> {
+    pub async fn holds(&self) -> Result<Vec<(String, Hold)>, StoreError> {
         self.read_admin(admin::holds).await
     }
 

@@ -52,7 +52,7 @@ pub(super) enum Command {
     },
     SetHold {
         endpoint: String,
-        hold: Option<(String, String)>,
+        hold: Option<super::Hold>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
     /// Queue these dead deliveries again (`edgehook dead retry`); replies how many.
@@ -330,7 +330,6 @@ impl Group {
                 hold,
                 reply,
             } => {
-                let hold = hold.as_ref().map(|(s, r)| (s.as_str(), r.as_str()));
                 let result = open.and_then(|()| {
                     deliveries::set_hold(conn, &endpoint, hold).map_err(unavailable)
                 });
