@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use edgehook::store::STATE_DEAD;
 use serde_json::Value;
 
 use crate::util::cli::{as_nobody, run_command};
-use crate::util::delivery::{pending, wait_db, Endpoint, Upstream, WAIT};
-use crate::util::{event, run_cli, Builder, TestDaemon};
+use crate::util::delivery::{pending, wait_db, with_witness, Endpoint, Upstream, WAIT};
+use crate::util::{event, run_cli, tools, Builder, TestDaemon};
 
 /// How often a test re-asks the daemon while waiting for a state it reports.
 const POLL: Duration = Duration::from_millis(50);
@@ -76,7 +77,10 @@ fn wait_until(d: &TestDaemon, what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 fn dead_count(d: &TestDaemon) -> i64 {
-    d.query_i64("SELECT COUNT(*) FROM deliveries WHERE state = 1", [])
+    d.query_i64(
+        &format!("SELECT COUNT(*) FROM deliveries WHERE state = {STATE_DEAD}"),
+        [],
+    )
 }
 
 /// A daemon with one endpoint `e` (every event) delivering to `up`.
@@ -276,17 +280,25 @@ fn wake_probes_an_offline_endpoint_at_once() {
 #[test]
 fn pause_holds_deliveries_and_resume_drains_them() {
     let up = Upstream::start();
-    let d = with_endpoint(&up, |e| e);
+    let witness = Upstream::start();
+    let d = with_witness(&up, &witness);
     let out = ok(&d, &["pause", "e"]);
     assert!(out.starts_with("paused e: deliveries held"), "{out}");
     for n in 0..3 {
         let r = d.post_event(&event("Test.pause", &format!("pz-{n}"), "{}"));
         assert_eq!(r.status, 202, "events keep queueing while paused: {r:?}");
     }
+    // `w` got all three: `e` had the same chance to send them, and held them.
+    witness.wait_for(3);
+    assert_eq!(
+        up.receiver.requests().len(),
+        0,
+        "nothing is sent while paused"
+    );
     let e = endpoint_status(&d, "e");
     assert_eq!(
-        (&e["state"], &e["pending"]),
-        (&"paused".into(), &3.into()),
+        (&e["state"], &e["pending"], &e["since_start"]["delivered"]),
+        (&"paused".into(), &3.into(), &0.into()),
         "{e:#}"
     );
     assert_eq!(
@@ -296,13 +308,6 @@ fn pause_holds_deliveries_and_resume_drains_them() {
         ),
         1,
         "the hold is stored, so it survives a restart"
-    );
-    // Unpaused, the 100 ms retry settings deliver well within this.
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(
-        up.receiver.requests().len(),
-        0,
-        "nothing is sent while paused"
     );
 
     let out = ok(&d, &["resume", "e"]);
@@ -445,16 +450,7 @@ fn admin_group_members_may_use_the_socket() {
 /// Every sample of a Prometheus text exposition as `name {labels as JSON} value`, parsed
 /// by the reference Python parser; `None` (with a note) where it is not installed.
 fn prometheus_parse(text: &str) -> Option<Vec<String>> {
-    let have = Command::new("python3")
-        .args(["-c", "import prometheus_client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        assert!(
-            std::env::var_os("EDGEHOOK_REQUIRE_INTEROP").is_none(),
-            "EDGEHOOK_REQUIRE_INTEROP is set but python3 cannot import prometheus_client (pip install prometheus_client)"
-        );
-        eprintln!("note: python3 prometheus_client not installed; skipping the parser check");
+    if !tools::python_module("prometheus_client", "the Prometheus parser check") {
         return None;
     }
     let script = r#"

@@ -8,6 +8,8 @@
 
 use std::time::{Duration, Instant};
 
+use edgehook::store::STATE_PENDING;
+
 use crate::util::delivery::{ids, pending, wait_db, Endpoint, Upstream, WAIT};
 use crate::util::{event, Builder};
 
@@ -102,7 +104,9 @@ fn offline_endpoint_is_probed_at_its_head_and_drains_when_back() {
     let (rows, max_attempts): (i64, i64) = d
         .db()
         .query_row(
-            "SELECT COUNT(*), MAX(attempts) FROM deliveries WHERE state = 0",
+            &format!(
+                "SELECT COUNT(*), MAX(attempts) FROM deliveries WHERE state = {STATE_PENDING}"
+            ),
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )

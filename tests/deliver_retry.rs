@@ -4,12 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::delivery::{ids, pending, wait_db, Endpoint, Upstream};
-use crate::util::{event, Builder, TestDaemon};
+use serde_json::Value;
 
-/// Long enough for several retries at the test endpoints' 100 ms initial backoff: a
-/// request that should never come would have come within it.
-const QUIET: Duration = Duration::from_millis(600);
+use crate::util::delivery::{ids, pending_for, wait_db, with_witness, Endpoint, Upstream};
+use crate::util::{event, run_cli, Builder, TestDaemon};
 
 /// A daemon with one endpoint `e` (fast retries unless `retry` is given) at `up`.
 fn daemon(up: &Upstream, retry: Option<&str>) -> TestDaemon {
@@ -20,6 +18,24 @@ fn daemon(up: &Upstream, retry: Option<&str>) -> TestDaemon {
         endpoint = endpoint.retry(retry);
     }
     b.toml(&endpoint.toml()).start()
+}
+
+/// The dead letters, as `edgehook dead --json` lists them.
+fn dead_letters(d: &TestDaemon) -> Vec<Value> {
+    let socket = d.dir().join("admin.sock");
+    let (code, out, err) = run_cli(
+        &[
+            "dead",
+            "list",
+            "--json",
+            "--admin-socket",
+            socket.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    v["dead"].as_array().cloned().unwrap_or_default()
 }
 
 fn send(d: &TestDaemon, id: &str) {
@@ -75,40 +91,54 @@ fn retry_after_is_honoured() {
 fn permanent_status_is_dead_at_once() {
     let up = Upstream::start();
     up.receiver.push_responses(&[(400, &[])]).unwrap();
-    let d = daemon(&up, None);
+    // One attempt at a time, and a fixed backoff: were the dead letter retried, its retry
+    // would be due `backoff` after it died, and sent before any event stored later.
+    let backoff = Duration::from_millis(50);
+    let b = Builder::new();
+    let ca = up.write_ca(b.dir());
+    let d = b
+        .toml(
+            &Endpoint::new("e", &up.url("/hook"), &ca)
+                .key("concurrency = 1")
+                .retry("initial = \"50ms\"\nmax = \"50ms\"\njitter = 0.0")
+                .toml(),
+        )
+        .start();
 
     send(&d, "bad-1");
     up.wait_for(1);
-    wait_db(&d, "the delivery to be dead", |d| pending(d) == 0);
-    let (state, attempts, status, reason): (i64, i64, Option<i64>, Option<String>) = d
-        .db()
-        .query_row(
-            "SELECT state, attempts, last_status, dead_reason FROM deliveries",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .unwrap();
-    assert_eq!((state, attempts, status), (1, 1, Some(400)));
-    let reason = reason.expect("a dead letter has a reason");
+    wait_db(&d, "the delivery to be dead", |d| pending_for(d, "e") == 0);
+    let dead = dead_letters(&d);
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert_eq!(
+        (
+            &dead[0]["event_id"],
+            &dead[0]["attempts"],
+            &dead[0]["last_status"]
+        ),
+        (&"bad-1".into(), &1.into(), &400.into()),
+        "{dead:#?}"
+    );
+    let reason = dead[0]["dead_reason"]
+        .as_str()
+        .expect("a dead letter has a reason");
     assert!(reason.contains("400"), "{reason}");
 
-    // The endpoint goes on with other events; the dead one is never sent again.
+    // The endpoint goes on with other events; the dead one is never sent again: good-1,
+    // stored once a retry would be due, arrives right after the one attempt.
+    std::thread::sleep(backoff);
     send(&d, "good-1");
-    up.wait_for(2);
-    std::thread::sleep(QUIET);
+    assert_eq!(ids(&up.wait_for(2)), ["bad-1", "good-1"]);
+    assert_eq!(dead_letters(&d).len(), 1, "still dead");
     assert_eq!(ids(&up.receiver.requests()), ["bad-1", "good-1"]);
-    assert_eq!(
-        d.query_i64("SELECT state FROM deliveries", []),
-        1,
-        "still dead"
-    );
 }
 
 #[test]
 fn gone_holds_the_endpoint_across_restarts() {
     let up = Upstream::start();
     up.receiver.push_responses(&[(410, &[])]).unwrap();
-    let mut d = daemon(&up, None);
+    let witness = Upstream::start();
+    let mut d = with_witness(&up, &witness);
     let held = |d: &TestDaemon| {
         d.query_i64(
             "SELECT COUNT(*) FROM endpoint_state WHERE endpoint = 'e' AND state = 'gone'",
@@ -120,14 +150,19 @@ fn gone_holds_the_endpoint_across_restarts() {
     up.wait_for(1);
     wait_db(&d, "endpoint_state to say gone", held);
     // Later events are still accepted and queued for the endpoint, but not sent (the
-    // receiver would answer them 200).
+    // receiver would answer them 200); `w` receiving them is the witness.
     send(&d, "gone-2");
     send(&d, "gone-3");
-    std::thread::sleep(QUIET);
+    let mut witnessed = ids(&witness.wait_for(3));
+    witnessed.sort_unstable();
+    assert_eq!(witnessed, ["gone-1", "gone-2", "gone-3"]);
     assert_eq!(up.receiver.requests().len(), 1);
-    assert_eq!(pending(&d), 3, "nothing is dropped");
+    assert_eq!(pending_for(&d, "e"), 3, "nothing is dropped");
     assert_eq!(
-        d.query_i64("SELECT MAX(attempts) FROM deliveries", []),
+        d.query_i64(
+            "SELECT MAX(attempts) FROM deliveries WHERE endpoint = 'e'",
+            []
+        ),
         0,
         "a 410 is not an attempt"
     );
@@ -135,13 +170,13 @@ fn gone_holds_the_endpoint_across_restarts() {
     d.stop();
     d.restart();
     send(&d, "gone-4");
-    std::thread::sleep(QUIET);
+    witness.wait_for(4);
     assert_eq!(
         up.receiver.requests().len(),
         1,
         "still held after a restart"
     );
     assert!(held(&d));
-    assert_eq!(pending(&d), 4);
+    assert_eq!(pending_for(&d, "e"), 4);
     assert_eq!(d.query_i64("SELECT COUNT(*) FROM events", []), 4);
 }

@@ -3,8 +3,8 @@
 //! and ed25519, the Python `standardwebhooks` reference library for rotation — never with
 //! `edgehook::sign`, so a shared mistake cannot make both sides agree.
 //!
-//! The rotation test needs `python3` with `standardwebhooks`; like `interop.rs` it prints a
-//! note and passes without it unless `EDGEHOOK_REQUIRE_INTEROP` is set.
+//! The rotation test needs `python3` with `standardwebhooks` for its last check; without
+//! it that check is skipped with a message, or fails under CI (`util::tools`).
 
 use std::io::Read;
 use std::process::Command;
@@ -16,7 +16,7 @@ use ring::hmac;
 use ring::signature::{Ed25519KeyPair, UnparsedPublicKey, ED25519};
 
 use crate::util::delivery::{Endpoint, Upstream};
-use crate::util::{event, run_cli, Builder};
+use crate::util::{event, run_cli, tools, Builder};
 
 /// Event data with spacing a JSON re-encoder would change: signatures cover exact bytes.
 const DATA: &str = r#"{"roomId" : "Y2lz",  "n":1.50}"#;
@@ -167,13 +167,10 @@ fn rotation_signs_with_each_secret_and_the_reference_library_accepts_either() {
         assert_eq!(*entry, format!("v1,{}", B64.encode(mac.as_ref())));
     }
 
-    if !reference_library() {
-        let how = "python3 cannot import standardwebhooks; install it with \
-                   `python3 -m pip install standardwebhooks`";
-        if std::env::var_os("EDGEHOOK_REQUIRE_INTEROP").is_some() {
-            panic!("EDGEHOOK_REQUIRE_INTEROP is set but {how}");
-        }
-        eprintln!("note: skipping the rotation check with the reference library: {how}");
+    if !tools::python_module(
+        "standardwebhooks",
+        "the rotation check with the reference library",
+    ) {
         return;
     }
     let body_file = d.dir().join("body.json");
@@ -211,13 +208,6 @@ fn rotation_signs_with_each_secret_and_the_reference_library_accepts_either() {
         ["ok", "ok", "fail"],
         "old secret, new secret, a secret edgehook never had"
     );
-}
-
-fn reference_library() -> bool {
-    Command::new("python3")
-        .args(["-c", "import standardwebhooks"])
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 #[test]

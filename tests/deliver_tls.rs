@@ -23,20 +23,14 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
-use crate::util::delivery::{ids, pending, wait_db, wait_log, Endpoint, Upstream, WAIT};
+use crate::util::delivery::{
+    ids, pending, pending_for, wait_db, wait_log, Endpoint, Upstream, WAIT,
+};
 use crate::util::{event, run_cli, Builder, TestDaemon};
 
 /// Paths that requests arrived at, in order.
 fn paths(got: &[Recorded]) -> Vec<&str> {
     got.iter().map(|r| r.path_and_query.as_str()).collect()
-}
-
-/// Pending deliveries of one endpoint.
-fn pending_for(d: &TestDaemon, endpoint: &str) -> i64 {
-    d.query_i64(
-        "SELECT COUNT(*) FROM deliveries WHERE state = 0 AND endpoint = ?1",
-        [endpoint],
-    )
 }
 
 /// Wait until the daemon logged a warning about `endpoint` (a failed attempt or probe);

@@ -8,22 +8,15 @@
 //! (about 70 for 1280 events here, against 1280+ without grouping). Skipped with a note
 //! where strace is not installed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Barrier};
 
-use crate::util::{client, event, Builder, ENDPOINTS};
+use crate::util::{client, event, tools, Builder, ENDPOINTS};
 
 const CLIENTS: usize = 64;
 const EVENTS_PER_CLIENT: usize = 20;
 /// Injected per-fsync latency in microseconds: a slow flash disk.
 const FSYNC_DELAY_US: u32 = 5000;
-
-fn strace() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("strace"))
-        .find(|p| p.is_file())
-}
 
 /// Total `calls` of the fsync-family rows in a `strace -c` summary.
 fn fsync_calls(summary: &str) -> u64 {
@@ -41,8 +34,7 @@ fn fsync_calls(summary: &str) -> u64 {
 
 #[test]
 fn concurrent_clients_share_fsyncs() {
-    let Some(strace) = strace() else {
-        eprintln!("NOTE: strace is not installed; skipping the group-commit fsync count");
+    let Some(strace) = tools::strace("the group-commit fsync count") else {
         return;
     };
     let b = Builder::new()

@@ -22,7 +22,7 @@ use edgehook::demo::receiver::Recorded;
 use edgehook::sign::verify_standard_webhooks;
 use nix::sys::signal::Signal;
 
-use crate::util::delivery::{count_by_id, pending, wait_db, Endpoint, Upstream};
+use crate::util::delivery::{count_by_id, pending, pending_for, wait_db, Endpoint, Upstream};
 use crate::util::{client, event, run_cli, Builder, TestDaemon};
 
 /// SPEC/issue 5: an edit reaches new events within this long (debounce + reload + POST).
@@ -361,12 +361,7 @@ fn removed_endpoint_keeps_its_backlog_until_it_returns() {
         .toml(&Endpoint::new("keep", &keep_up.url("/keep"), &keep_ca).toml())
         .toml(&e)
         .start();
-    let e_pending = |d: &TestDaemon| {
-        d.query_i64(
-            "SELECT COUNT(*) FROM deliveries WHERE endpoint = 'e' AND state = 0",
-            [],
-        )
-    };
+    let e_pending = |d: &TestDaemon| pending_for(d, "e");
 
     let backlog = ["back-1", "back-2", "back-3"];
     for id in backlog {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::util::{event, Builder, ENDPOINTS};
+use crate::util::{event, tools, Builder, ENDPOINTS};
 
 /// A tmpfs mounted on a temp dir; unmounted (lazily, in case the daemon still holds
 /// files) and removed on drop.
@@ -39,14 +39,15 @@ impl Tmpfs {
         match out {
             Ok(o) if o.status.success() => Some(Tmpfs { dir }),
             Ok(o) => {
-                eprintln!(
-                    "NOTE: cannot mount a tmpfs ({}); skipping the disk-full test",
+                let why = format!(
+                    "cannot mount a tmpfs ({}; it needs root)",
                     String::from_utf8_lossy(&o.stderr).trim()
                 );
+                tools::missing("the disk-full test", &why);
                 None
             }
             Err(e) => {
-                eprintln!("NOTE: cannot run mount ({e}); skipping the disk-full test");
+                tools::missing("the disk-full test", &format!("cannot run mount ({e})"));
                 None
             }
         }

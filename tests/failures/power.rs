@@ -17,17 +17,10 @@
 //! strace is not installed.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Barrier};
 
-use crate::util::{client, event, Builder, ENDPOINTS};
-
-fn strace() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("strace"))
-        .find(|p| p.is_file())
-}
+use crate::util::{client, event, tools, Builder, ENDPOINTS};
 
 /// One system call: its name, first argument (the fd), the line numbers where it
 /// started and returned, its return text, and the text of its arguments.
@@ -213,8 +206,7 @@ fn traced_202s(strace: &Path, durability: &str) -> Vec<Result<(), String>> {
 
 #[test]
 fn full_durability_sends_202_only_after_the_commit_is_synced() {
-    let Some(strace) = strace() else {
-        eprintln!("NOTE: strace is not installed; skipping the 202-after-fsync check");
+    let Some(strace) = tools::strace("the 202-after-fsync check") else {
         return;
     };
     let full = traced_202s(&strace, "full");

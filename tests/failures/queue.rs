@@ -1,6 +1,8 @@
 //! Queue limits (SPEC §6): `max_bytes` with `when_full = "drop_oldest"` (the 507 of
 //! `"reject"` is in `ingest_http`), `max_age` expiry to dead letters, `keep_delivered`.
 
+use edgehook::store::{STATE_DEAD, STATE_DELIVERED};
+
 use crate::util::delivery::{wait_db, Endpoint, Upstream};
 use crate::util::{event, run_cli, Builder, ENDPOINTS};
 
@@ -93,7 +95,10 @@ fn max_age_turns_old_pending_deliveries_into_dead_letters() {
     assert_eq!(r.status, 202, "{r:?}");
     let sent = std::time::Instant::now();
     wait_db(&d, "aged-1's delivery expired to dead", |d| {
-        d.query_i64("SELECT COUNT(*) FROM deliveries WHERE state = 1", []) == 1
+        d.query_i64(
+            &format!("SELECT COUNT(*) FROM deliveries WHERE state = {STATE_DEAD}"),
+            [],
+        ) == 1
     });
     assert!(
         sent.elapsed() >= std::time::Duration::from_secs(2),
@@ -125,7 +130,10 @@ fn keep_delivered_keeps_delivered_rows_then_removes_them() {
     assert_eq!(r.status, 202, "{r:?}");
     up.wait_for(1);
     wait_db(&d, "kept-1 recorded as delivered", |d| {
-        d.query_i64("SELECT COUNT(*) FROM deliveries WHERE state = 2", []) == 1
+        d.query_i64(
+            &format!("SELECT COUNT(*) FROM deliveries WHERE state = {STATE_DELIVERED}"),
+            [],
+        ) == 1
     });
     let delivered_at: i64 = d.query_i64("SELECT updated_at FROM deliveries", []);
     let data: Vec<u8> = d

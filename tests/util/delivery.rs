@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use edgehook::demo::pki::{self, Pki};
 use edgehook::demo::receiver::{Receiver, ReceiverOptions, Recorded};
+use edgehook::store::STATE_PENDING;
 use tokio::runtime::Runtime;
 
-use super::TestDaemon;
+use super::{Builder, TestDaemon};
 
 /// Longest a test waits for requests or for the queue to reach a state.
 pub const WAIT: Duration = Duration::from_secs(15);
@@ -164,6 +165,21 @@ impl Endpoint {
     }
 }
 
+/// A daemon with endpoint `e` at `up` and endpoint `w` at `witness`. Both take every
+/// event, and each new event wakes both workers at once: once `w` has an event, `e` has
+/// had the same chance to send it. That is how a test shows that `e` did *not* send
+/// something, without sleeping.
+pub fn with_witness(up: &Upstream, witness: &Upstream) -> TestDaemon {
+    let b = Builder::new();
+    let ca = up.write_ca(b.dir());
+    let witness_dir = b.dir().join("witness");
+    std::fs::create_dir(&witness_dir).expect("creating the witness CA's directory");
+    let witness_ca = witness.write_ca(&witness_dir);
+    b.toml(&Endpoint::new("e", &up.url("/hook"), &ca).toml())
+        .toml(&Endpoint::new("w", &witness.url("/witness"), &witness_ca).toml())
+        .start()
+}
+
 /// Poll `cond` on the queue database until it holds.
 ///
 /// # Panics
@@ -202,7 +218,18 @@ pub fn wait_log(d: &TestDaemon, what: &str, mut cond: impl FnMut(&str) -> bool) 
 
 /// Pending deliveries (state 0) in the queue.
 pub fn pending(d: &TestDaemon) -> i64 {
-    d.query_i64("SELECT COUNT(*) FROM deliveries WHERE state = 0", [])
+    d.query_i64(
+        &format!("SELECT COUNT(*) FROM deliveries WHERE state = {STATE_PENDING}"),
+        [],
+    )
+}
+
+/// Pending deliveries of one endpoint.
+pub fn pending_for(d: &TestDaemon, endpoint: &str) -> i64 {
+    d.query_i64(
+        &format!("SELECT COUNT(*) FROM deliveries WHERE state = {STATE_PENDING} AND endpoint = ?1"),
+        [endpoint],
+    )
 }
 
 /// The requests' `webhook-id`s, in arrival order.

@@ -1,11 +1,13 @@
 //! Test harness: [`TestDaemon`] runs the real binary in a temp dir; [`client`] speaks
 //! HTTP/1.1 and the line protocol over its Unix sockets; [`cli`] runs one-shot commands;
-//! [`delivery`] has the HTTPS upstream and queue polling for delivery tests.
+//! [`delivery`] has the HTTPS upstream and queue polling for delivery tests; [`tools`]
+//! finds the outside tools some tests need (and fails under CI when one is missing).
 
 pub mod cli;
 pub mod client;
 pub mod daemon;
 pub mod delivery;
+pub mod tools;
 
 pub use cli::run_cli;
 pub use client::Reply;
