@@ -386,6 +386,7 @@ mod tests {
             max_age: max_age.map(Duration::from_secs),
             dedupe_window: Duration::from_secs(86_400),
             keep_delivered: Duration::from_secs(keep_delivered),
+            reserve: 4 << 20,
         }
     }
 

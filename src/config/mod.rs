@@ -12,7 +12,7 @@ mod raw;
 mod secret;
 pub mod socket;
 pub mod summary;
-mod units;
+pub(crate) mod units;
 mod validate;
 pub mod watch;
 
@@ -60,6 +60,8 @@ pub struct DaemonConfig {
     pub state_dir: PathBuf,
     pub admin_socket: PathBuf,
     pub admin_group: Option<String>,
+    /// Group given read access to the state dir (0750) and queue files (0640); SPEC §12.
+    pub state_group: Option<String>,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
     pub metrics_listen: Option<SocketAddr>,
@@ -120,6 +122,8 @@ pub struct QueueConfig {
     pub max_age: Option<Duration>,
     pub dedupe_window: Duration,
     pub keep_delivered: Duration,
+    /// Free space kept for bookkeeping: ingest refuses below it (SPEC §12).
+    pub reserve: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,6 +27,9 @@ pub(super) mod defaults {
     pub const MAX_BATCH_BYTES: u64 = 16 * 1024 * 1024;
     pub const MAX_CONNECTIONS: i64 = 1024;
     pub const MAX_BYTES: u64 = 1024 * 1024 * 1024;
+    /// Room kept free for bookkeeping (SPEC §12): more than SQLite's default WAL
+    /// auto-checkpoint (1000 pages of 4 KiB), which a drain may need to write.
+    pub const RESERVE: u64 = 4 * 1024 * 1024;
     pub const DEDUPE_WINDOW: &str = "24h";
     pub const KEEP_DELIVERED: &str = "0s";
     pub const CONCURRENCY: i64 = 8;
@@ -63,6 +66,7 @@ pub(super) struct RawDaemon {
     pub state_dir: S<String>,
     pub admin_socket: S<String>,
     pub admin_group: S<String>,
+    pub state_group: S<String>,
     pub shutdown_timeout: S<String>,
     pub log_format: S<String>,
     pub metrics_listen: S<String>,
@@ -93,6 +97,7 @@ pub(super) struct RawQueue {
     pub max_age: S<String>,
     pub dedupe_window: S<String>,
     pub keep_delivered: S<String>,
+    pub reserve: S<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

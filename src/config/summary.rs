@@ -132,6 +132,7 @@ pub fn summary(config: &Config) -> String {
         "keep_delivered",
         format_duration(q.keep_delivered),
     );
+    line(&mut out, 2, "reserve", format_size(q.reserve));
 
     for endpoint in &config.endpoints {
         section(&mut out, &format!("[[endpoint]] {}", endpoint.name));

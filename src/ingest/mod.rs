@@ -36,9 +36,11 @@ impl From<StoreError> for ApiError {
                 retry_after: Some(RETRY_AFTER_SECS),
                 ..ApiError::new(507, "queue_full", e.to_string())
             },
-            StoreError::Unavailable(_) => ApiError::unavailable(format!(
-                "{e}; the event was not accepted, retry later (nothing already accepted is lost)"
-            )),
+            StoreError::Unavailable(_) | StoreError::Reserve { .. } => {
+                ApiError::unavailable(format!(
+                    "{e}; the event was not accepted, retry later (nothing already accepted is lost)"
+                ))
+            }
             StoreError::Closed => ApiError::unavailable("edgehook is shutting down; retry later"),
         }
     }
@@ -97,9 +99,7 @@ impl Ingest {
         if self.is_shutting_down() {
             return Some("shutting down".into());
         }
-        self.store
-            .failure()
-            .map(|e| format!("storage is failing: {e}"))
+        self.store.failure()
     }
 
     /// Parse and route one event's bytes against the current config.

@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod deliveries;
 mod hold;
+mod reserve;
 mod schema;
 pub mod transfer;
 mod writer;
@@ -70,6 +71,12 @@ pub enum StoreError {
     Full { used: u64, limit: u64 },
     #[error("storage is failing: {0}")]
     Unavailable(String),
+    #[error("the disk is nearly full: {} left for the queue on the file system of {dir}, less than queue.reserve ({}) plus the event; events are refused while deliveries drain the queue (or free space on that file system)", crate::config::units::format_size(*room), crate::config::units::format_size(*reserve))]
+    Reserve {
+        room: u64,
+        reserve: u64,
+        dir: String,
+    },
     #[error("the queue is shutting down")]
     Closed,
 }
@@ -101,6 +108,8 @@ struct Inner {
     bytes: Arc<AtomicU64>,
     /// Set by the writer while storage fails (disk full, I/O error).
     failing: Arc<Mutex<Option<String>>>,
+    /// Set by the writer while free space is below `queue.reserve`.
+    low: Arc<Mutex<Option<String>>>,
     /// Events dropped by `when_full = "drop_oldest"` since start.
     dropped: Arc<AtomicU64>,
 }
@@ -113,7 +122,10 @@ impl Store {
         let mut conn = open_connection(path, queue.durability)?;
         schema::migrate(&mut conn).map_err(|e| corrupt_or(path, e))?;
         let (inserted_tx, inserted) = tokio::sync::watch::channel(0);
-        let state = writer::State::load(&conn, queue, inserted_tx)
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let reserve = reserve::Reserve::new(dir, queue.reserve);
+        let low = reserve.low();
+        let state = writer::State::load(&conn, queue, inserted_tx, reserve)
             .map_err(|e| corrupt_or(path, e.into()))?;
         let reader = open_connection(path, queue.durability)?;
         let admin_reader = open_connection(path, queue.durability)?;
@@ -134,19 +146,20 @@ impl Store {
                 inserted,
                 bytes,
                 failing,
+                low,
                 dropped,
             }),
         })
     }
 
-    /// Why storage is failing right now (the last commit's error), or `None` when healthy.
-    /// Clears by itself once a commit succeeds again (e.g. disk space returned).
+    /// Why storage refuses events right now (the last commit's error, or free space
+    /// below `queue.reserve`), or `None` when healthy. Clears by itself once a commit
+    /// succeeds again or the drain has made room.
     pub fn failure(&self) -> Option<String> {
-        self.inner
-            .failing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        let read = |m: &Mutex<Option<String>>| m.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        read(&self.inner.failing)
+            .map(|e| format!("storage is failing: {e}"))
+            .or_else(|| read(&self.inner.low))
     }
 
     pub fn path(&self) -> &Path {

@@ -21,6 +21,7 @@ use tracing::{error, info, warn};
 
 use super::admin;
 use super::deliveries::{self, Update};
+use super::reserve::Reserve;
 use super::transfer;
 use super::{is_corrupt, now_ms, Inserted, NewEvent, StoreError};
 use crate::config::{Durability, QueueConfig, WhenFull};
@@ -103,6 +104,8 @@ pub(super) struct State {
     dropped: Arc<AtomicU64>,
     /// Whether the connection is at `synchronous=FULL` now (see [`set_sync`]).
     sync_full: bool,
+    /// Free space kept for bookkeeping (`queue.reserve`): checked before inserts.
+    reserve: Reserve,
 }
 
 impl State {
@@ -110,6 +113,7 @@ impl State {
         conn: &Connection,
         queue: &QueueConfig,
         inserted: tokio::sync::watch::Sender<u64>,
+        reserve: Reserve,
     ) -> rusqlite::Result<State> {
         let bytes: i64 = conn.query_row("SELECT COALESCE(SUM(size), 0) FROM events", [], |r| {
             r.get(0)
@@ -125,6 +129,7 @@ impl State {
             group_floor: 0,
             dropped: Arc::default(),
             sync_full: queue.durability == Durability::Full,
+            reserve,
         })
     }
 
@@ -274,6 +279,9 @@ fn apply_group(conn: &mut Connection, state: &mut State, group: Vec<Command>) {
         state.dropping.clear();
     }
     state.published.store(state.bytes, Ordering::Relaxed);
+    if commit.is_ok() {
+        state.reserve.reclaim(conn);
+    }
     let wrote = commit.is_ok() && (tx.probed || conn.total_changes() != changes_before);
     record_health(state, &commit, &tx.pending, wrote);
     announce(state, &commit, &tx);
@@ -350,7 +358,10 @@ impl Group {
                     matches!(result, Ok(transfer::Done::Imported { queued, .. }) if queued > 0);
                 self.pending.push(Pending::Transfer(reply, result));
             }
-            Command::Configure(queue) => state.queue = queue,
+            Command::Configure(queue) => {
+                state.reserve.bytes = queue.reserve;
+                state.queue = queue;
+            }
             Command::Maintain => {
                 if open.is_ok() {
                     if let Err(err) = maintain(conn, state) {
@@ -361,6 +372,7 @@ impl Group {
             Command::Ping(reply) => self.pending.push(Pending::Done(reply, Ok(()))),
             Command::Probe(reply) => {
                 let result = open.and_then(|()| probe(conn));
+                state.reserve.refresh(conn);
                 self.probed |= result.is_ok();
                 self.pending.push(Pending::Done(reply, result));
             }
@@ -518,6 +530,8 @@ fn insert(
     atomic: bool,
 ) -> InsertReply {
     let bytes_before = state.bytes;
+    let incoming = events.iter().map(|e| e.event.stored_size()).sum();
+    state.reserve.admit(conn, incoming)?;
     conn.execute_batch("SAVEPOINT insert_call")
         .map_err(unavailable)?;
     let dropping_before = state.dropping.len();

@@ -16,12 +16,12 @@ use crate::util::{event, tools, Builder, ENDPOINTS};
 
 /// A tmpfs mounted on a temp dir; unmounted (lazily, in case the daemon still holds
 /// files) and removed on drop.
-struct Tmpfs {
+pub(super) struct Tmpfs {
     dir: TempDir,
 }
 
 impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
+    pub(super) fn mount(size: &str) -> Option<Tmpfs> {
         let dir = tempfile::Builder::new()
             .prefix("edgehook-tmpfs-")
             .tempdir()
@@ -53,7 +53,7 @@ impl Tmpfs {
         }
     }
 
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         self.dir.path()
     }
 }
@@ -87,7 +87,8 @@ fn disk_full_is_503_loses_nothing_and_recovers_by_itself() {
     ballast(&ballast_path, 3584 << 10);
     let mut d = Builder::new()
         .state_dir(fs.path())
-        .toml("[queue]\ndurability = \"full\"")
+        // No reserve: this test is about the disk really filling (`drain.rs` is the reserve's).
+        .toml("[queue]\ndurability = \"full\"\nreserve = 0")
         .toml(ENDPOINTS)
         .start();
     let before = super::accept_some(&d, "pre", 20);

@@ -13,6 +13,8 @@ mod clients;
 mod corrupt;
 // Disk full on a real tmpfs: 503, health, nothing lost, recovery by itself.
 mod disk;
+// A queue that fills its own disk (queue.reserve): ingest refused, the backlog drains, ingest back.
+mod drain;
 // The 202 of `durability = "full"` follows the commit's fsync (checked with strace).
 mod power;
 // queue.max_bytes with drop_oldest, max_age expiry, keep_delivered.

@@ -20,6 +20,7 @@ impl Ctx<'_> {
                 defaults::ADMIN_SOCKET,
             ),
             admin_group: non_empty(&raw.admin_group),
+            state_group: non_empty(&raw.state_group),
             shutdown_timeout: self.duration(
                 &raw.shutdown_timeout,
                 "daemon.shutdown_timeout",
@@ -154,6 +155,7 @@ impl Ctx<'_> {
                 "queue.keep_delivered",
                 defaults::KEEP_DELIVERED,
             ),
+            reserve: self.size_or_zero(&raw.reserve, "queue.reserve", defaults::RESERVE),
         }
     }
 

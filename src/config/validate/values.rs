@@ -82,20 +82,24 @@ impl Ctx<'_> {
 
     /// A size that must be more than 0.
     pub(super) fn size(&mut self, value: &S<toml::Value>, key: &str, default: u64) -> u64 {
-        let Some(v) = value else {
-            return default;
-        };
-        match units::size_from_toml(v.get_ref()) {
-            Ok(0) => {
+        match (value, self.size_or_zero(value, key, default)) {
+            (Some(v), 0) => {
                 self.error(v.span(), format!("{key}: must be more than 0"));
                 default
             }
-            Ok(size) => size,
-            Err(err) => {
-                self.error(v.span(), format!("{key}: {err}"));
-                default
-            }
+            (_, size) => size,
         }
+    }
+
+    /// A size where 0 means "none" (`queue.reserve`).
+    pub(super) fn size_or_zero(&mut self, value: &S<toml::Value>, key: &str, default: u64) -> u64 {
+        let Some(v) = value else {
+            return default;
+        };
+        units::size_from_toml(v.get_ref()).unwrap_or_else(|err| {
+            self.error(v.span(), format!("{key}: {err}"));
+            default
+        })
     }
 
     pub(super) fn usize_size(&mut self, size: u64, value: &S<toml::Value>) -> usize {
