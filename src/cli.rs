@@ -50,6 +50,67 @@ pub enum Command {
     Reload(AdminArgs),
     /// Print the Prometheus text exposition.
     Metrics(AdminArgs),
+    /// Air-gapped site: write the pending deliveries to an encrypted bundle file (they stay
+    /// queued, not sent, until a receipt for them is applied).
+    Export(ExportArgs),
+    /// Connected site: queue the deliveries of a bundle here and write a receipt for it.
+    Import(ImportArgs),
+    /// Air-gapped site: receipts from the connected site.
+    Receipt(ReceiptArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The bundle file to write (e.g. on a USB stick); replaced atomically when complete
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: PathBuf,
+    /// Only this endpoint's deliveries (repeatable) [default: every configured endpoint]
+    #[arg(long = "endpoint", short = 'e', value_name = "NAME")]
+    pub endpoints: Vec<String>,
+    /// Print a JSON summary instead of a sentence
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The bundle file from the air-gapped site
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Where to write the receipt [default: FILE with .receipt appended]
+    #[arg(long, value_name = "FILE")]
+    pub receipt_out: Option<PathBuf>,
+    /// Print a JSON summary instead of a sentence
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReceiptArgs {
+    #[command(subcommand)]
+    pub action: ReceiptAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReceiptAction {
+    /// Remove exactly the exported deliveries a receipt names (the connected site has them).
+    Apply(ReceiptApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReceiptApplyArgs {
+    /// The receipt file `edgehook import` wrote at the connected site
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Print a JSON summary instead of a sentence
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }
 
 /// How to reach the daemon's admin socket.

@@ -16,6 +16,8 @@
 //! - [`send`], [`uds_client`]: the `send` command and its socket client.
 //! - [`admin`]: the admin socket API and the operator commands that use it (`status`,
 //!   `dead`, `pause`, `reload`…); [`metrics`]: the Prometheus exposition it serves.
+//! - [`transfer`]: air-gapped sites: `export`, `import`, `receipt apply` over the admin
+//!   socket, bundles and receipts sealed with the `[transfer] key`.
 //!
 //! # Tasks and channels
 //! ```text
@@ -43,4 +45,5 @@ pub mod shutdown;
 pub mod sign;
 pub mod store;
 pub mod systemd;
+pub mod transfer;
 pub mod uds_client;

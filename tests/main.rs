@@ -47,5 +47,7 @@ mod reload;
 mod sockets;
 // As systemd drives it: passed sockets, watchdog pings (and a wedged writer), log formats.
 mod systemd;
+// Air-gapped transfer: export, import, receipts; refusals; export under load.
+mod transfer;
 // Failure handling: queue limits, disk full, corrupt files, hostile clients, power loss.
 mod failures;

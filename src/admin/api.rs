@@ -13,6 +13,7 @@
 //! | `POST /v1/resume` | `{"endpoint"}` | `{"endpoint","state","was"}` |
 //! | `POST /v1/reload` | | `{"message"}`, or 422 `reload_failed` with the validation error |
 //! | `GET /metrics` | | Prometheus text (also the only route on `metrics_listen`) |
+//! | `POST /v1/export`, `/v1/import`, `/v1/receipt` | | air-gapped transfer, streamed (`crate::transfer::routes`) |
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -34,9 +35,11 @@ use crate::metrics;
 use crate::reply::{error, json, not_allowed, ApiError};
 use crate::store::admin::{DeadFilter, EndpointCounts};
 use crate::store::{now_ms, Hold};
+use crate::transfer;
 
-pub(super) type Body = Full<Bytes>;
-pub(super) type Reply = Response<Body>;
+/// Answer bodies: JSON whole, transfer bundles and receipts streamed.
+pub(super) type Body = transfer::routes::Body;
+type Reply = Response<Full<Bytes>>;
 
 /// Largest request body: a list of event ids to retry or purge.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -49,8 +52,20 @@ const MAX_LIST: usize = 10_000;
 /// Dead letters listed when no `limit` is given.
 const DEFAULT_LIST: usize = 100;
 
-/// Answer one request; `metrics_only` for the `metrics_listen` TCP port.
-pub(super) async fn handle(req: Request<Incoming>, ctx: &Ctx, metrics_only: bool) -> Reply {
+/// Answer one request; `metrics_only` for the `metrics_listen` TCP port. The transfer
+/// routes (`edgehook export`, `import`, `receipt apply`) live in `crate::transfer`.
+pub(super) async fn handle(
+    req: Request<Incoming>,
+    ctx: &Ctx,
+    metrics_only: bool,
+) -> Response<Body> {
+    if !metrics_only && transfer::routes::is_transfer(req.uri().path()) {
+        return transfer::routes::handle(req, &ctx.runtime).await;
+    }
+    transfer::routes::boxed(route(req, ctx, metrics_only).await)
+}
+
+async fn route(req: Request<Incoming>, ctx: &Ctx, metrics_only: bool) -> Reply {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let result = match (&method, path.as_str()) {
@@ -101,8 +116,8 @@ pub(super) async fn handle(req: Request<Incoming>, ctx: &Ctx, metrics_only: bool
 }
 
 /// 403 for a peer the admin socket does not serve.
-pub(super) fn forbidden(message: String) -> Reply {
-    error(&ApiError::new(403, "forbidden", message))
+pub(super) fn forbidden(message: String) -> Response<Body> {
+    transfer::routes::boxed(error(&ApiError::new(403, "forbidden", message)))
 }
 
 // ----- routes -----

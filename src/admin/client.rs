@@ -249,7 +249,7 @@ impl Client {
 }
 
 /// A connection failure, worded for the operator.
-fn unreachable(shown: &Located, err: &anyhow::Error) -> anyhow::Error {
+pub(crate) fn unreachable(shown: &Located, err: &anyhow::Error) -> anyhow::Error {
     use std::io::ErrorKind;
     let io = err
         .chain()
@@ -268,7 +268,7 @@ fn unreachable(shown: &Located, err: &anyhow::Error) -> anyhow::Error {
 }
 
 /// The `{"error":{"message"}}` of a non-2xx answer as an error.
-fn reply_error(status: u16, body: &[u8]) -> anyhow::Error {
+pub(crate) fn reply_error(status: u16, body: &[u8]) -> anyhow::Error {
     let v: Value = serde_json::from_slice(body).unwrap_or_default();
     match v["error"]["message"].as_str() {
         Some(message) => anyhow!("{message}"),

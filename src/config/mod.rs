@@ -37,6 +37,7 @@ pub struct Config {
     pub daemon: DaemonConfig,
     pub ingest: IngestConfig,
     pub queue: QueueConfig,
+    pub transfer: TransferConfig,
     pub endpoints: Vec<Arc<EndpointConfig>>,
     /// Files whose change should trigger a reload: `file:` secrets, CA and cert files.
     pub watched_files: Vec<PathBuf>,
@@ -124,6 +125,13 @@ pub struct QueueConfig {
     pub keep_delivered: Duration,
     /// Free space kept for bookkeeping: ingest refuses below it (SPEC §12).
     pub reserve: u64,
+}
+
+/// `[transfer]`: air-gapped transfer (`edgehook export`/`import`/`receipt apply`).
+#[derive(Debug, Clone, Default)]
+pub struct TransferConfig {
+    /// The key both sites share (validated: 32 bytes, base64); `None` turns transfer off.
+    pub key: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

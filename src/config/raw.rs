@@ -55,6 +55,7 @@ pub(super) struct RawConfig {
     pub daemon: Option<RawDaemon>,
     pub ingest: Option<RawIngest>,
     pub queue: Option<RawQueue>,
+    pub transfer: Option<RawTransfer>,
     /// `[[endpoint]]`: an array of tables; each entry spanned so a missing key can point at it.
     #[serde(default)]
     pub endpoint: Vec<Spanned<RawEndpoint>>,
@@ -98,6 +99,13 @@ pub(super) struct RawQueue {
     pub dedupe_window: S<String>,
     pub keep_delivered: S<String>,
     pub reserve: S<toml::Value>,
+}
+
+/// `[transfer]`: air-gapped transfer (SPEC §12).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTransfer {
+    pub key: S<SecretText>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -9,7 +9,7 @@
 pub mod http;
 pub mod lines;
 pub mod peer;
-mod route;
+pub mod route;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -52,23 +52,26 @@ pub fn route(config: &Config, event: &Event) -> Result<Vec<Route>, EventError> {
         {
             continue;
         }
-        let order_key = endpoint.order_key.as_ref().map(|pointer| {
-            let value = document
-                .as_ref()
-                .and_then(|d| d.get("data"))
-                .and_then(|data| data.pointer(pointer));
-            match value {
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-                None => String::new(),
-            }
-        });
+        let order_key = endpoint
+            .order_key
+            .as_ref()
+            .map(|pointer| order_key(pointer, document.as_ref().and_then(|d| d.get("data"))));
         routes.push(Route {
             endpoint: endpoint.name.clone(),
             order_key,
         });
     }
     Ok(routes)
+}
+
+/// The `order_key` value of an event whose `data` is `data`: the string at `pointer`, any
+/// other JSON value as text, or "" when absent (one shared key).
+pub fn order_key(pointer: &str, data: Option<&serde_json::Value>) -> String {
+    match data.and_then(|data| data.pointer(pointer)) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! - `sections.rs`: `[daemon]`, `[ingest]` and `[queue]`;
 //! - `endpoint.rs`: each `[[endpoint]]` with its filter, proxy and `[endpoint.retry]`;
 //! - `headers.rs`, `auth.rs`, `signing.rs`, `tls.rs`: the endpoint's other parts;
+//! - `transfer.rs`: `[transfer]` (the air-gapped sites' shared key);
 //! - `values.rs`: the checks of single values (choices, durations, sizes, paths,
 //!   secrets) they all share.
 
@@ -24,6 +25,7 @@ mod headers;
 mod sections;
 mod signing;
 mod tls;
+mod transfer;
 mod values;
 
 use std::collections::HashMap;
@@ -191,6 +193,7 @@ impl Ctx<'_> {
         let daemon = self.daemon(raw.daemon.unwrap_or_default());
         let ingest = self.ingest(raw.ingest.unwrap_or_default());
         let queue = self.queue(raw.queue.unwrap_or_default());
+        let transfer = self.transfer(raw.transfer.unwrap_or_default());
         self.distinct_sockets(&daemon, &ingest);
 
         let mut names: HashMap<String, usize> = HashMap::new();
@@ -211,6 +214,7 @@ impl Ctx<'_> {
             daemon,
             ingest,
             queue,
+            transfer,
             endpoints,
             watched_files: std::mem::take(&mut self.watched),
             warnings: std::mem::take(&mut self.warnings),
