@@ -16,7 +16,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use tracing::debug;
 
-use super::proxy::{Connector, Proxy};
+use super::proxy::{self, Connector};
 use crate::config::{EndpointConfig, Roots, TlsConfig, TlsVersion};
 
 pub type HttpClient = Client<HttpsConnector<Connector>, Full<Bytes>>;
@@ -48,7 +48,7 @@ pub fn build(endpoint: &EndpointConfig) -> anyhow::Result<HttpClient> {
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(endpoint.timeout));
-    let proxy = Proxy::for_endpoint(endpoint.proxy.as_ref());
+    let proxy = proxy::for_endpoint(endpoint.proxy.as_ref());
     let connector = builder
         .enable_http1()
         .enable_http2()

@@ -1,98 +1,58 @@
-//! HTTPS through an HTTP proxy: a connector that opens the TCP connection to the proxy
-//! and asks it to `CONNECT host:port`, then hands the tunnel to the TLS layer, so TLS
-//! (and certificate verification) still runs end to end with the endpoint.
+//! HTTPS through an HTTP proxy, with hyper-util's proxy support: its [`Matcher`] decides
+//! whether a destination goes through the proxy, and its [`Tunnel`] asks the proxy to
+//! `CONNECT host:port` and hands the tunnel to the TLS layer, so TLS (and certificate
+//! verification) still runs end to end with the endpoint.
 //!
 //! The proxy is `endpoint.proxy`, else `HTTPS_PROXY` / `https_proxy` from the
-//! environment, minus hosts matched by `NO_PROXY` / `no_proxy` (comma-separated names;
-//! `example.com` and `.example.com` match the domain and its subdomains; `*` matches all).
-//! Credentials in the proxy URL (`http://user:pass@proxy:3128`) are sent as
-//! `Proxy-Authorization: Basic`.
+//! environment (for `http://` endpoints too), minus hosts matched by `NO_PROXY` /
+//! `no_proxy` (curl's rules: comma-separated names, each matching the domain and its
+//! subdomains with or without a leading dot; IP addresses and CIDR ranges; `*` for all).
+//! Credentials in the proxy URL (`http://user:pass@proxy:3128`, percent-decoded) are sent
+//! as `Proxy-Authorization: Basic`. What stays here: picking the route per connection,
+//! and errors that name the proxy (never its credentials) and the target.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use hyper::Uri;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Largest proxy response head we read before giving up.
-const MAX_CONNECT_RESPONSE: usize = 8 * 1024;
-
-/// Where and how to reach the proxy.
-#[derive(Clone, Debug)]
-pub struct Proxy {
-    uri: Uri,
-    authorization: Option<String>,
-    no_proxy: Vec<String>,
+/// The proxy rules for an endpoint: its own proxy (for every host), else the
+/// environment's; `None` when neither is set.
+pub fn for_endpoint(configured: Option<&Uri>) -> Option<Matcher> {
+    let builder = match configured {
+        Some(uri) => Matcher::builder().all(uri.to_string()),
+        None => {
+            let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+            let uri = env("HTTPS_PROXY").or_else(|| env("https_proxy"))?;
+            let no_proxy = env("NO_PROXY").or_else(|| env("no_proxy"));
+            Matcher::builder().all(uri).no(no_proxy.unwrap_or_default())
+        }
+    };
+    Some(builder.build())
 }
 
-impl Proxy {
-    /// The proxy for an endpoint: its own setting, else the environment's.
-    pub fn for_endpoint(configured: Option<&Uri>) -> Option<Proxy> {
-        match configured {
-            Some(uri) => Some(Proxy::new(uri.clone(), Vec::new())),
-            None => {
-                let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-                let uri = env("HTTPS_PROXY").or_else(|| env("https_proxy"))?;
-                let uri = if uri.contains("://") {
-                    uri
-                } else {
-                    format!("http://{uri}")
-                };
-                let no_proxy = env("NO_PROXY")
-                    .or_else(|| env("no_proxy"))
-                    .unwrap_or_default();
-                let no_proxy = no_proxy
-                    .split(',')
-                    .map(|s| s.trim().trim_start_matches('.').to_ascii_lowercase())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                Some(Proxy::new(uri.parse().ok()?, no_proxy))
-            }
-        }
-    }
-
-    fn new(uri: Uri, no_proxy: Vec<String>) -> Proxy {
-        let authorization = uri
-            .authority()
-            .and_then(|a| a.as_str().rsplit_once('@'))
-            .map(|(userinfo, _)| format!("Basic {}", B64.encode(percent_decode(userinfo))));
-        Proxy {
-            uri,
-            authorization,
-            no_proxy,
-        }
-    }
-
-    /// Whether `host` should bypass the proxy (`NO_PROXY`).
-    fn bypass(&self, host: &str) -> bool {
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        self.no_proxy
-            .iter()
-            .any(|entry| entry == "*" || host == *entry || host.ends_with(&format!(".{entry}")))
-    }
-}
-
-/// TCP connector that tunnels through a [`Proxy`] when one applies.
+/// TCP connector that tunnels through the proxy when the rules say so.
 #[derive(Clone)]
 pub struct Connector {
     http: HttpConnector,
-    proxy: Option<Proxy>,
+    proxy: Option<Arc<Matcher>>,
 }
 
 impl Connector {
-    pub fn new(http: HttpConnector, proxy: Option<Proxy>) -> Connector {
-        Connector { http, proxy }
+    pub fn new(http: HttpConnector, proxy: Option<Matcher>) -> Connector {
+        Connector {
+            http,
+            proxy: proxy.map(Arc::new),
+        }
     }
 }
 
@@ -106,42 +66,28 @@ impl tower_service::Service<Uri> for Connector {
     }
 
     fn call(&mut self, dst: Uri) -> Self::Future {
-        let proxy = self
-            .proxy
-            .clone()
-            .filter(|p| !p.bypass(dst.host().unwrap_or("")));
+        let intercept = self.proxy.as_ref().and_then(|m| m.intercept(&dst));
         let mut http = self.http.clone();
         Box::pin(async move {
-            let Some(proxy) = proxy else {
+            let Some(proxy) = intercept else {
                 return http.call(dst).await.map_err(Into::into);
             };
-            let stream = http
-                .call(proxy.uri.clone())
+            let mut tunnel = Tunnel::new(proxy.uri().clone(), http);
+            if let Some(auth) = proxy.basic_auth() {
+                tunnel = tunnel.with_auth(auth.clone());
+            }
+            let target = with_port(&dst)?;
+            tunnel
+                .call(target.clone())
                 .await
-                .map_err(|e| format!("proxy {}: {e}", shown(&proxy.uri)))?;
-            let mut tcp = stream.into_inner();
-            let target = target(&dst)?;
-            let mut head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
-            if let Some(auth) = &proxy.authorization {
-                head.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
-            }
-            head.push_str("\r\n");
-            tcp.write_all(head.as_bytes()).await?;
-            let status = read_connect_response(&mut tcp).await?;
-            if status != 200 {
-                return Err(format!(
-                    "proxy {} refused CONNECT {target}: HTTP {status}",
-                    shown(&proxy.uri)
-                )
-                .into());
-            }
-            Ok(TokioIo::new(tcp))
+                .map_err(|e| explain(&e, proxy.uri(), &target).into())
         })
     }
 }
 
-/// `host:port` of the destination (default port from the scheme).
-fn target(dst: &Uri) -> Result<String, BoxError> {
+/// `dst` with its port spelled out: the tunnel would take 443 for an `http://` URL
+/// without one.
+fn with_port(dst: &Uri) -> Result<Uri, BoxError> {
     let host = dst.host().ok_or("URL has no host")?;
     let port = dst
         .port_u16()
@@ -150,90 +96,82 @@ fn target(dst: &Uri) -> Result<String, BoxError> {
         } else {
             443
         });
-    Ok(format!("{host}:{port}"))
+    Ok(Uri::builder()
+        .scheme(dst.scheme_str().unwrap_or("https"))
+        .authority(format!("{host}:{port}"))
+        .path_and_query("/")
+        .build()?)
 }
 
-/// Read the proxy's response head; returns its status code.
-async fn read_connect_response(tcp: &mut TcpStream) -> Result<u16, BoxError> {
-    let mut buf = Vec::with_capacity(256);
-    let mut byte = [0u8; 1];
-    // Byte by byte: nothing after the head may be consumed (it belongs to TLS).
-    while !buf.ends_with(b"\r\n\r\n") {
-        if buf.len() > MAX_CONNECT_RESPONSE {
-            return Err("proxy response head too large".into());
-        }
-        if tcp.read(&mut byte).await? == 0 {
-            return Err("proxy closed the connection during CONNECT".into());
-        }
-        buf.push(byte[0]);
-    }
-    let line = String::from_utf8_lossy(&buf);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            format!(
-                "proxy sent a malformed response: {:?}",
-                line.lines().next().unwrap_or("")
-            )
-            .into()
-        })
-}
-
-/// The proxy URL without credentials, for messages.
-fn shown(uri: &Uri) -> String {
-    let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
-    let host = authority
-        .rsplit_once('@')
-        .map(|(_, h)| h)
-        .unwrap_or(authority);
-    format!("{}://{host}", uri.scheme_str().unwrap_or("http"))
-}
-
-fn percent_decode(s: &str) -> Vec<u8> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).and_then(|b| hex(*b)),
-            bytes.get(i + 2).and_then(|b| hex(*b)),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    out
+/// A tunnel failure as a message naming the proxy (the matcher's URI carries no
+/// credentials) and the target, with the cause. hyper-util does not export its error
+/// type, so its text is all there is; it does not say which status a refusal had.
+fn explain(err: &dyn std::error::Error, proxy: &Uri, target: &Uri) -> String {
+    let proxy = format!(
+        "{}://{}",
+        proxy.scheme_str().unwrap_or("http"),
+        proxy.authority().map_or("", |a| a.as_str())
+    );
+    let target = target.authority().map_or("", |a| a.as_str());
+    let cause = err.source().map(|s| format!(": {s}")).unwrap_or_default();
+    format!("proxy {proxy}, CONNECT {target}: {err}{cause}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn proxied(m: &Matcher, url: &str) -> Option<String> {
+        m.intercept(&url.parse().unwrap())
+            .map(|i| i.uri().to_string())
+    }
+
     #[test]
-    fn credentials_and_no_proxy() {
-        let p = Proxy::new(
-            "http://bob:p%40ss@proxy:3128".parse().unwrap(),
-            vec!["example.com".into(), "10.0.0.1".into()],
+    fn configured_proxy_takes_every_host_and_decodes_credentials() {
+        let m = for_endpoint(Some(&"http://bob:p%40ss@proxy:3128".parse().unwrap())).unwrap();
+        let i = m
+            .intercept(&"https://h.example/x".parse().unwrap())
+            .unwrap();
+        assert_eq!(i.uri().to_string(), "http://proxy:3128/", "no credentials");
+        let expected = format!(
+            "Basic {}",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "bob:p@ss")
         );
-        assert_eq!(
-            p.authorization.as_deref(),
-            Some(format!("Basic {}", B64.encode("bob:p@ss")).as_str())
-        );
-        assert!(p.bypass("example.com") && p.bypass("api.example.com") && p.bypass("10.0.0.1"));
-        assert!(!p.bypass("notexample.com") && !p.bypass("example.org"));
-        assert_eq!(shown(&p.uri), "http://proxy:3128");
-        assert_eq!(
-            target(&"https://h.example/x".parse().unwrap()).unwrap(),
-            "h.example:443"
-        );
+        assert_eq!(i.basic_auth().unwrap(), expected.as_str());
+        assert!(proxied(&m, "http://plain.example/").is_some());
+    }
+
+    #[test]
+    fn no_proxy_matches_domains_and_their_subdomains() {
+        let m = Matcher::builder()
+            .all("proxy:3128")
+            .no("example.com, .corp.example, 10.0.0.1, 192.168.0.0/16")
+            .build();
+        for bypass in [
+            "https://example.com/",
+            "https://api.example.com/",
+            "https://x.corp.example/",
+            "https://10.0.0.1/",
+            "https://192.168.4.2:8443/",
+        ] {
+            assert_eq!(proxied(&m, bypass), None, "{bypass}");
+        }
+        for via in ["https://notexample.com/", "https://example.org/"] {
+            assert_eq!(
+                proxied(&m, via).as_deref(),
+                Some("http://proxy:3128/"),
+                "{via}"
+            );
+        }
+        let all = Matcher::builder().all("proxy:3128").no("*").build();
+        assert_eq!(proxied(&all, "https://anything.example/"), None);
+    }
+
+    #[test]
+    fn tunnel_target_has_an_explicit_port() {
+        let t = |u: &str| with_port(&u.parse().unwrap()).unwrap().to_string();
+        assert_eq!(t("https://h.example/x"), "https://h.example:443/");
+        assert_eq!(t("http://h.example/x"), "http://h.example:80/");
+        assert_eq!(t("https://h.example:8443/x"), "https://h.example:8443/");
     }
 }
