@@ -12,7 +12,18 @@
 //! the daemon's restart time with that queue (to `READY=1`), its memory while idle and
 //! while draining (`VmRSS`, sampled every 250 ms), and the drain rate once the receiver
 //! is up (it only counts requests, [`Receiver::count_only`]).
+//!
+//! `EDGEHOOK_BENCH=nginx` runs issue 14's rig: 100 000 events of 213 bytes
+//! (`EDGEHOOK_BENCH_EVENTS`) through the line socket, and over HTTP from 64 clients,
+//! delivered with Standard Webhooks signing to nginx from Debian (`support/nginx.rs`).
+//! `EDGEHOOK_BENCH=fanout` stores 20 000 events for 100 offline endpoints (2 million
+//! deliveries) and reports the ingest rate, threads and RSS.
+//!
+//! Every row also says what the daemon spent (`support/proc_stats.rs`): CPU ms per 1 000
+//! events, bytes written to storage per event, peak RSS; delivery rows add the requests
+//! and connections the receiver saw.
 
+mod support;
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/util/mod.rs"]
 mod util;
@@ -28,6 +39,8 @@ use edgehook::demo::receiver::Receiver;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
+use support::nginx::Nginx;
+use support::proc_stats::{peak_rss_mib, Sampler, Snapshot};
 
 /// An endpoint that refuses connections: events are stored for it, and its worker goes
 /// offline at once (one probe per backoff), so delivery costs the ingest numbers nothing.
@@ -40,26 +53,25 @@ initial = "10s"
 "#;
 
 fn scale() -> usize {
-    std::env::var("EDGEHOOK_BENCH_SCALE")
+    env_usize("EDGEHOOK_BENCH_SCALE", 1)
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
+        .unwrap_or(default)
 }
 
 fn main() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    if std::env::var("EDGEHOOK_BENCH").as_deref() == Ok("backlog") {
-        let n = std::env::var("EDGEHOOK_BACKLOG_EVENTS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1_000_000);
-        backlog(&rt, n);
-        return;
+    match std::env::var("EDGEHOOK_BENCH").as_deref() {
+        Ok("backlog") => return backlog(&rt, env_usize("EDGEHOOK_BACKLOG_EVENTS", 1_000_000)),
+        Ok("nginx") => return nginx_rig(&rt, env_usize("EDGEHOOK_BENCH_EVENTS", 100_000)),
+        Ok("fanout") => return fanout(env_usize("EDGEHOOK_BENCH_EVENTS", 20_000), 100),
+        _ => {}
     }
-    println!(
-        "{:<44} {:>9} {:>9} {:>12}",
-        "scenario", "events", "seconds", "events/s"
-    );
+    header();
     for clients in [1usize, 16, 64] {
         let per_client = match clients {
             1 => 2_000,
@@ -67,11 +79,12 @@ fn main() {
             _ => 500,
         } * scale();
         let daemon = util::Builder::new().toml(OFFLINE_ENDPOINT).start();
-        let (n, secs) = rt.block_on(http_clients(daemon.socket(), clients, per_client));
-        row(
+        let run = Run::start(&daemon);
+        let (n, _) = rt.block_on(http_clients(daemon.socket(), clients, per_client, PAD));
+        run.row(
             &format!("http, {clients} client(s), durability=full"),
             n,
-            secs,
+            None,
         );
     }
     {
@@ -80,17 +93,12 @@ fn main() {
             .toml(OFFLINE_ENDPOINT)
             .start();
         let n = 200_000 * scale();
-        let secs = lines_pipelined(daemon.lines_socket().expect("lines socket"), n);
-        row("lines, 1 pipelined connection, full", n, secs);
+        let run = Run::start(&daemon);
+        lines_pipelined(daemon.lines_socket().expect("lines socket"), n, PAD);
+        run.row("lines, 1 pipelined connection, full", n, None);
     }
     for (concurrency, n) in [(1usize, 3_000usize), (8, 10_000), (32, 20_000)] {
-        let n = n * scale();
-        let (n, secs) = rt.block_on(delivery(n, concurrency));
-        row(
-            &format!("delivery e2e, TLS, concurrency {concurrency}"),
-            n,
-            secs,
-        );
+        rt.block_on(delivery(n * scale(), concurrency));
     }
     let (p50, p99, n) = rt.block_on(latency(2_000 * scale(), 1_000.0));
     println!(
@@ -101,8 +109,57 @@ fn main() {
     );
 }
 
-fn row(name: &str, n: usize, secs: f64) {
-    println!("{name:<44} {n:>9} {secs:>9.2} {:>12.0}", n as f64 / secs);
+/// The `pad` of the built-in scenarios' events (lines of about 150 bytes).
+const PAD: usize = 100;
+/// The `pad` that makes the line-socket events of issue 14's rig 213 bytes long.
+const RIG_PAD: usize = 162;
+
+fn header() {
+    println!(
+        "{:<44} {:>8} {:>7} {:>9} {:>8} {:>9} {:>7} {:>13}",
+        "scenario",
+        "events",
+        "seconds",
+        "events/s",
+        "CPU ms/1k",
+        "written/ev",
+        "peak RSS",
+        "receiver"
+    );
+}
+
+/// One scenario against one daemon: the clock and the daemon's `/proc` readings from
+/// [`Run::start`] to [`Run::row`].
+struct Run {
+    pid: i32,
+    start: Instant,
+    before: Snapshot,
+}
+
+impl Run {
+    fn start(daemon: &util::TestDaemon) -> Run {
+        Run {
+            pid: daemon.pid(),
+            before: Snapshot::read(daemon.pid()),
+            start: Instant::now(),
+        }
+    }
+
+    /// Print the row; `receiver` is (requests, connections) for delivery scenarios.
+    /// Returns the per-thread CPU line for the rig's profile notes.
+    fn row(self, name: &str, n: usize, receiver: Option<(u64, u64)>) -> String {
+        let secs = self.start.elapsed().as_secs_f64();
+        let after = Snapshot::read(self.pid);
+        let receiver = receiver.map_or(String::new(), |(r, c)| format!("{r} req/{c} conn"));
+        println!(
+            "{name:<44} {n:>8} {secs:>7.2} {:>9.0} {:>8.1} {:>8.0} B {:>5.1} MiB {receiver:>13}",
+            n as f64 / secs,
+            after.cpu_ms_per_1k(&self.before, n),
+            after.written_per_event(&self.before, n),
+            peak_rss_mib(self.pid),
+        );
+        after.threads_ms_per_1k(&self.before, n)
+    }
 }
 
 /// A keep-alive HTTP/1.1 connection to the ingest socket.
@@ -131,7 +188,12 @@ async fn post(tx: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>, bod
 }
 
 /// `clients` keep-alive connections, each POSTing `per_client` events in turn.
-async fn http_clients(socket: &Path, clients: usize, per_client: usize) -> (usize, f64) {
+async fn http_clients(
+    socket: &Path,
+    clients: usize,
+    per_client: usize,
+    pad: usize,
+) -> (usize, f64) {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
@@ -141,7 +203,7 @@ async fn http_clients(socket: &Path, clients: usize, per_client: usize) -> (usiz
             for i in 0..per_client {
                 let body = format!(
                     r#"{{"type":"Bench.http","data":{{"client":{c},"i":{i},"pad":"{}"}}}}"#,
-                    "x".repeat(100)
+                    "x".repeat(pad)
                 );
                 post(&mut tx, body).await;
             }
@@ -153,8 +215,9 @@ async fn http_clients(socket: &Path, clients: usize, per_client: usize) -> (usiz
     (clients * per_client, start.elapsed().as_secs_f64())
 }
 
-/// One connection: write `n` lines from a thread, read `n` replies.
-fn lines_pipelined(socket: &Path, n: usize) -> f64 {
+/// One connection: write `n` lines (data padded with `pad` bytes) from a thread, read `n`
+/// replies.
+fn lines_pipelined(socket: &Path, n: usize, pad: usize) -> f64 {
     let stream = UnixStream::connect(socket).expect("connect lines socket");
     let mut writer = stream.try_clone().expect("clone");
     let start = Instant::now();
@@ -163,8 +226,8 @@ fn lines_pipelined(socket: &Path, n: usize) -> f64 {
         for i in 0..n {
             writeln!(
                 buf,
-                r#"{{"type":"Bench.lines","data":{{"i":{i},"pad":"{}"}}}}"#,
-                "x".repeat(100)
+                r#"{{"type":"Bench.lines","data":{{"i":{i:>6},"pad":"{}"}}}}"#,
+                "x".repeat(pad)
             )
             .expect("format");
             if buf.len() > 1 << 20 {
@@ -185,20 +248,24 @@ fn lines_pipelined(socket: &Path, n: usize) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// `n` events through the line socket to a TLS receiver; time until all arrived.
-async fn delivery(n: usize, concurrency: usize) -> (usize, f64) {
+/// `n` events through the line socket to a TLS receiver; one row, timed until all arrived.
+async fn delivery(n: usize, concurrency: usize) {
     let (receiver, daemon) = delivery_setup(concurrency).await;
     let socket = daemon.lines_socket().expect("lines socket").to_path_buf();
-    let start = Instant::now();
-    let sent = tokio::task::spawn_blocking(move || lines_pipelined(&socket, n));
-    receiver
+    let run = Run::start(&daemon);
+    let sent = tokio::task::spawn_blocking(move || lines_pipelined(&socket, n, PAD));
+    let got = receiver
         .wait_for(n, Duration::from_secs(600))
         .await
         .expect("deliveries");
-    let secs = start.elapsed().as_secs_f64();
+    let counts = (got.len() as u64, receiver.connections() as u64);
+    run.row(
+        &format!("delivery e2e, TLS, concurrency {concurrency}"),
+        n,
+        Some(counts),
+    );
     sent.await.expect("sender");
     drop(daemon);
-    (n, secs)
 }
 
 /// A receiver and a daemon with one TLS endpoint pointing at it.
@@ -253,49 +320,14 @@ async fn latency(n: usize, rate: f64) -> (Duration, Duration, usize) {
     (pct(0.50), pct(0.99), latencies.len())
 }
 
-/// Samples a daemon's `VmRSS` every 250 ms on a thread until stopped; the samples in KiB.
-struct RssSampler {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<Vec<u64>>,
-}
-
-impl RssSampler {
-    fn start(pid: i32) -> RssSampler {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut samples = Vec::new();
-            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
-                if let Some(kib) = rss_kib(pid) {
-                    samples.push(kib);
-                }
-                std::thread::sleep(Duration::from_millis(250));
-            }
-            samples
-        });
-        RssSampler { stop, thread }
-    }
-
-    fn finish(self) -> Vec<u64> {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.thread.join().expect("sampler")
-    }
-}
-
-fn rss_kib(pid: i32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
-}
-
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
+}
+
+/// The smallest and largest RSS (KiB) of [`Sampler`] samples.
+fn rss_range(samples: &[(u64, u64)]) -> (u64, u64) {
+    let rss = samples.iter().map(|(rss, _)| *rss);
+    (rss.clone().min().unwrap_or(0), rss.max().unwrap_or(0))
 }
 
 /// The big-backlog scenario (module doc); prints one line per measurement.
@@ -315,13 +347,13 @@ fn backlog(rt: &tokio::runtime::Runtime, n: usize) {
     let mut daemon = builder.toml(&endpoint).start();
     println!("backlog: {n} events for an endpoint whose receiver is down");
 
-    let sampler = RssSampler::start(daemon.pid());
-    let secs = lines_pipelined(daemon.lines_socket().expect("lines socket"), n);
-    let fill = sampler.finish();
+    let sampler = Sampler::start(daemon.pid());
+    let secs = lines_pipelined(daemon.lines_socket().expect("lines socket"), n, PAD);
+    let fill = rss_range(&sampler.finish());
     println!(
         "  fill over the line socket: {secs:.1} s, {:.0} events/s, RSS max {:.1} MiB",
         n as f64 / secs,
-        mib(fill.iter().copied().max().unwrap_or(0))
+        mib(fill.1)
     );
     let db_bytes: u64 = ["queue.db", "queue.db-wal"]
         .iter()
@@ -345,16 +377,16 @@ fn backlog(rt: &tokio::runtime::Runtime, n: usize) {
     let pending = daemon.query_i64("SELECT COUNT(*) FROM deliveries WHERE state = 0", []);
     assert_eq!(pending, n as i64, "every event is pending");
 
-    let sampler = RssSampler::start(daemon.pid());
+    let sampler = Sampler::start(daemon.pid());
     std::thread::sleep(Duration::from_secs(10));
-    let idle = sampler.finish();
+    let idle = rss_range(&sampler.finish());
     println!(
         "  idle with {pending} pending, 10 s: RSS {:.1}–{:.1} MiB",
-        mib(idle.iter().copied().min().unwrap_or(0)),
-        mib(idle.iter().copied().max().unwrap_or(0))
+        mib(idle.0),
+        mib(idle.1)
     );
 
-    let sampler = RssSampler::start(daemon.pid());
+    let sampler = Sampler::start(daemon.pid());
     let draining = Instant::now();
     rt.block_on(receiver.restart()).expect("receiver restart");
     let mut quarters = Vec::new();
@@ -363,11 +395,12 @@ fn backlog(rt: &tokio::runtime::Runtime, n: usize) {
             .expect("deliveries");
         quarters.push((
             draining.elapsed().as_secs_f64(),
-            rss_kib(daemon.pid()).unwrap_or(0),
+            support::proc_stats::status_field(daemon.pid(), "VmRSS").unwrap_or(0),
         ));
     }
     let secs = draining.elapsed().as_secs_f64();
-    let drain = sampler.finish();
+    let samples = sampler.finish();
+    let drain = rss_range(&samples);
     println!(
         "  drain once the receiver is up: {secs:.1} s, {:.0} deliveries/s (TLS, concurrency 32)",
         n as f64 / secs
@@ -381,8 +414,91 @@ fn backlog(rt: &tokio::runtime::Runtime, n: usize) {
     }
     println!(
         "  RSS while draining: min {:.1} MiB, max {:.1} MiB ({} samples)",
-        mib(drain.iter().copied().min().unwrap_or(0)),
-        mib(drain.iter().copied().max().unwrap_or(0)),
-        drain.len()
+        mib(drain.0),
+        mib(drain.1),
+        samples.len()
+    );
+}
+
+/// Issue 14's rig (module doc): line socket at concurrency 8 (the default) and 32, and
+/// HTTP ingest from 64 clients, each into a fresh daemon delivering to a fresh nginx.
+/// Prints one row per run and where the daemon's CPU went, by thread.
+fn nginx_rig(rt: &tokio::runtime::Runtime, n: usize) {
+    println!("nginx rig: {n} events, Standard Webhooks signing, TLS 1.3 to nginx (RSA-2048)");
+    header();
+    for (name, concurrency, http) in [
+        ("lines → nginx, defaults", None, false),
+        ("lines → nginx, concurrency 32", Some(32), false),
+        ("http 64 clients → nginx, defaults", None, true),
+    ] {
+        let nginx = Nginx::start();
+        let daemon = rig_daemon(&nginx, concurrency);
+        let run = Run::start(&daemon);
+        let sender = if http {
+            let socket = daemon.socket().to_path_buf();
+            rt.spawn(async move {
+                http_clients(&socket, 64, n.div_ceil(64), RIG_PAD).await;
+            })
+        } else {
+            let socket = daemon.lines_socket().expect("lines socket").to_path_buf();
+            rt.spawn_blocking(move || {
+                lines_pipelined(&socket, n, RIG_PAD);
+            })
+        };
+        let want = if http { n.div_ceil(64) * 64 } else { n };
+        let got = nginx.wait_for(want as u64, Duration::from_secs(1800));
+        let threads = run.row(name, want, Some((got.requests, got.connections)));
+        println!("    CPU ms/1k by thread: {threads}");
+        rt.block_on(sender).expect("sender");
+    }
+}
+
+/// A daemon with a lines socket and one endpoint, signed, pointing at `nginx`.
+fn rig_daemon(nginx: &Nginx, concurrency: Option<usize>) -> util::TestDaemon {
+    let concurrency = concurrency.map_or(String::new(), |c| format!("concurrency = {c}\n"));
+    util::Builder::new()
+        .lines_socket()
+        .toml(&format!(
+            "[[endpoint]]\nname = \"nginx\"\nurl = \"{}\"\n{concurrency}\
+             [endpoint.signing]\nscheme = \"standard-webhooks\"\n\
+             secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n\
+             [endpoint.tls]\nca_file = {:?}\n",
+            nginx.url("/hook"),
+            nginx.ca_file()
+        ))
+        .start()
+}
+
+/// Fan-out: `n` events for `endpoints` offline endpoints over the line socket. Reports
+/// the ingest rate (events and delivery rows per second), the daemon's threads and RSS.
+fn fanout(n: usize, endpoints: usize) {
+    let config: String = (0..endpoints)
+        .map(|i| {
+            format!(
+                "[[endpoint]]\nname = \"sink{i}\"\nurl = \"https://127.0.0.1:9/sink{i}\"\n\
+                 [endpoint.retry]\ninitial = \"10s\"\n"
+            )
+        })
+        .collect();
+    let daemon = util::Builder::new().lines_socket().toml(&config).start();
+    let sampler = Sampler::start(daemon.pid());
+    header();
+    let run = Run::start(&daemon);
+    lines_pipelined(daemon.lines_socket().expect("lines socket"), n, PAD);
+    let secs = run.start.elapsed().as_secs_f64();
+    run.row(
+        &format!("fan-out, lines, {endpoints} offline endpoints"),
+        n,
+        None,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let samples = sampler.finish();
+    let threads = samples.iter().map(|(_, t)| *t).max().unwrap_or(0);
+    let (_, rss) = rss_range(&samples);
+    println!(
+        "  {:.0} delivery rows/s; threads at most {threads}, RSS at most {:.1} MiB ({} samples)",
+        (n * endpoints) as f64 / secs,
+        mib(rss),
+        samples.len()
     );
 }

@@ -6,12 +6,14 @@
 //! (one fsync with `durability = "full"`), and only then answers each caller. Many
 //! concurrent clients therefore share one fsync, and no caller is told "accepted" before
 //! its rows are durable. Reads that must not wait behind a commit use a second
-//! connection (`Store::read`), which WAL lets run beside the writer; operator queries
-//! (`admin.rs`: status, metrics, dead letters) have a third, so they never hold up a worker.
+//! connection (`Store::read`) on its own thread (`reader.rs`), which WAL lets run beside
+//! the writer; operator queries (`admin.rs`: status, metrics, dead letters) have a third,
+//! so they never hold up a worker.
 
 pub mod admin;
 pub mod deliveries;
 mod hold;
+mod reader;
 mod reserve;
 mod schema;
 pub mod transfer;
@@ -33,6 +35,13 @@ pub use schema::{STATE_DEAD, STATE_DELIVERED, STATE_EXPORTED, STATE_PENDING};
 
 /// How many commands may wait for the writer before senders feel backpressure.
 const CHANNEL_CAPACITY: usize = 4096;
+
+/// Page size of a new queue database. Flash wear: one client's event is its own commit,
+/// which appends one WAL frame (page + 24 bytes) for each B-tree it touches (events,
+/// deliveries and two indexes; measured 4.4 frames a commit); with 4 KiB pages that wrote
+/// 22 KB per event, with 1 KiB pages 10 KB (BENCHMARKS.md, "Flash wear"). An existing
+/// database keeps the page size it was created with.
+const PAGE_SIZE: u32 = 1024;
 
 /// Who handed us an event (`SO_PEERCRED`), recorded with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -100,8 +109,8 @@ pub struct Store {
 struct Inner {
     path: PathBuf,
     tx: mpsc::Sender<writer::Command>,
-    reader: Mutex<Connection>,
-    admin_reader: Mutex<Connection>,
+    reader: reader::Reader,
+    admin_reader: reader::Reader,
     thread: Mutex<Option<JoinHandle<()>>>,
     inserted: tokio::sync::watch::Receiver<u64>,
     /// Queue bytes as of the writer's last commit.
@@ -127,8 +136,13 @@ impl Store {
         let low = reserve.low();
         let state = writer::State::load(&conn, queue, inserted_tx, reserve)
             .map_err(|e| corrupt_or(path, e.into()))?;
-        let reader = open_connection(path, queue.durability)?;
-        let admin_reader = open_connection(path, queue.durability)?;
+        // Their threads end when the last handle is dropped.
+        let (reader, _) =
+            reader::Reader::spawn("edgehook-read", open_connection(path, queue.durability)?)?;
+        let (admin_reader, _) = reader::Reader::spawn(
+            "edgehook-admin-read",
+            open_connection(path, queue.durability)?,
+        )?;
         let bytes = state.published_bytes();
         let failing = state.failing();
         let dropped = state.dropped();
@@ -140,8 +154,8 @@ impl Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 tx,
-                reader: Mutex::new(reader),
-                admin_reader: Mutex::new(admin_reader),
+                reader,
+                admin_reader,
                 thread: Mutex::new(Some(thread)),
                 inserted,
                 bytes,
@@ -250,13 +264,14 @@ impl Store {
         self.send(writer::Command::Maintain).await
     }
 
-    /// Run a read-only query on the reader connection, off the async threads.
+    /// Run a read-only query on the reader connection's thread (queries run one at a
+    /// time, in the order they were asked).
     pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.query(|inner| &inner.reader, f).await
+        self.inner.reader.query(f).await
     }
 
     /// The queue's size in bytes (sum of stored events), as of the last commit.
@@ -270,25 +285,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.query(|inner| &inner.admin_reader, f).await
-    }
-
-    async fn query<T, F>(
-        &self,
-        conn: fn(&Inner) -> &Mutex<Connection>,
-        f: F,
-    ) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-    {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = conn(&inner).lock().unwrap_or_else(|p| p.into_inner());
-            f(&conn).map_err(|e| StoreError::Unavailable(e.to_string()))
-        })
-        .await
-        .map_err(|_| StoreError::Closed)?
+        self.inner.admin_reader.query(f).await
     }
 
     /// Pending and dead counts of every endpoint that has any (configured or not).
@@ -392,8 +389,10 @@ fn open_connection(path: &Path, durability: Durability) -> anyhow::Result<Connec
         Durability::Full => "FULL",
         Durability::Normal => "NORMAL",
     };
+    // page_size first: it only takes effect before the database's first page is written.
     conn.execute_batch(&format!(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;"
+        "PRAGMA page_size = {PAGE_SIZE}; PRAGMA journal_mode = WAL; \
+         PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;"
     ))
     .map_err(|e| corrupt_or(path, e.into()))?;
     Ok(conn)
@@ -434,4 +433,36 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page_size(conn: &Connection) -> u32 {
+        conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn new_queue_gets_small_pages_and_an_old_one_keeps_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let new = open_connection(&dir.path().join("new.db"), Durability::Full).unwrap();
+        new.execute_batch("CREATE TABLE t(x)").unwrap();
+        assert_eq!(page_size(&new), PAGE_SIZE);
+
+        let old_path = dir.path().join("old.db");
+        let old = Connection::open(&old_path).unwrap();
+        old.execute_batch(
+            "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1)",
+        )
+        .unwrap();
+        drop(old);
+        let reopened = open_connection(&old_path, Durability::Full).unwrap();
+        assert_eq!(page_size(&reopened), 4096);
+        let x: i64 = reopened
+            .query_row("SELECT x FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(x, 1);
+    }
 }

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use crate::util::{event, TestDaemon};
 
-/// SQLite's page size for a new database (4096 on Linux).
-const PAGE: usize = 4096;
+/// The page size of a new queue database (`PAGE_SIZE` in `src/store/mod.rs`).
+const PAGE: usize = 1024;
 
 #[test]
 fn damaged_queue_db_refuses_to_start_and_is_left_untouched() {

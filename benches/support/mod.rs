@@ -1,0 +1,4 @@
+//! Helpers of the throughput benchmark: the nginx receiver and `/proc` readings.
+
+pub mod nginx;
+pub mod proc_stats;
