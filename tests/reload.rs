@@ -225,6 +225,26 @@ fn broken_file_keeps_the_old_config_running() {
 }
 
 #[test]
+fn an_edit_is_picked_up_when_started_with_a_relative_config_path() {
+    let up = Upstream::start();
+    let b = Builder::new().relative_config();
+    let ca = up.write_ca(b.dir());
+    let mut d = b
+        .toml(&Endpoint::new("a", &up.url("/a"), &ca).toml())
+        .start();
+    let mut file = OpenOptions::new().append(true).open(&d.config).unwrap();
+    file.write_all(Endpoint::new("b", &up.url("/b"), &ca).toml().as_bytes())
+        .unwrap();
+    drop(file);
+    wait_reload(&mut d);
+    let r = d.post_event(&event("Test.added", "relative-1", "{}"));
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(r.json["endpoints"], serde_json::json!(["a", "b"]), "{r:?}");
+    let log = d.log();
+    assert!(!log.contains("Cannot watch"), "{log}");
+}
+
+#[test]
 fn rename_over_edit_is_detected_and_applied() {
     let up = Upstream::start();
     let b = Builder::new();

@@ -254,10 +254,14 @@ pub struct EndpointConfig {
     pub tls: TlsConfig,
 }
 
-/// Resolve the config path from `--config`, then the default.
+/// Resolve the config path from `--config`, then the default, made absolute against the
+/// current directory: the file watch and every reload use it, and relative paths inside
+/// the file are resolved against its directory (a bare `edgehook.toml` has none).
 pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
-    flag.map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
+    let path = flag
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 /// The live configuration as every task sees it. The daemon owns the one

@@ -36,6 +36,7 @@ pub struct Builder {
     ingest: Vec<String>,
     extra: String,
     wrapper: Vec<OsString>,
+    relative_config: bool,
 }
 
 impl Default for Builder {
@@ -61,6 +62,7 @@ impl Builder {
             ingest: Vec::new(),
             extra: String::new(),
             wrapper: Vec::new(),
+            relative_config: false,
         }
     }
 
@@ -111,6 +113,12 @@ impl Builder {
         self
     }
 
+    /// Start the daemon in its temp dir with `--config edgehook.toml` (a relative path).
+    pub fn relative_config(mut self) -> Self {
+        self.relative_config = true;
+        self
+    }
+
     /// Run the daemon under `program args…`: the daemon is its child (strace) or the
     /// program execs it (env, systemd-socket-activate).
     pub fn wrap(mut self, argv: &[&str]) -> Self {
@@ -155,6 +163,7 @@ impl Builder {
             notify,
             notify_path,
             wrapper: self.wrapper,
+            relative_config: self.relative_config,
             child: None,
             pid: None,
         }
@@ -193,6 +202,8 @@ pub struct TestDaemon {
     notify: UnixDatagram,
     notify_path: PathBuf,
     wrapper: Vec<OsString>,
+    /// Started from its temp dir with `--config edgehook.toml`.
+    relative_config: bool,
     child: Option<Child>,
     /// The daemon's own pid (differs from the child's under a wrapper).
     pid: Option<Pid>,
@@ -452,9 +463,16 @@ impl TestDaemon {
             .append(true)
             .open(&self.log)
             .expect("opening the log file");
+        let config = match self.relative_config {
+            true => {
+                cmd.current_dir(self.dir.path());
+                Path::new("edgehook.toml")
+            }
+            false => self.config.as_path(),
+        };
         cmd.arg("run")
             .arg("--config")
-            .arg(&self.config)
+            .arg(config)
             .env_remove("EDGEHOOK_CONFIG")
             .env_remove("WATCHDOG_USEC")
             .env_remove("LISTEN_FDS")
