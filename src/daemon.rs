@@ -25,7 +25,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -96,10 +96,8 @@ impl Daemon {
     pub async fn start(config: Config) -> anyhow::Result<(Daemon, mpsc::Receiver<Reload>)> {
         log_warnings(&config);
         raise_nofile_limit(&config);
-        let state_dir = &config.daemon.state_dir;
-        std::fs::create_dir_all(state_dir)
-            .with_context(|| format!("cannot create daemon.state_dir {}", state_dir.display()))?;
-        let store = Store::open(&config.queue_db(), &config.queue)?;
+        crate::preflight::check(&config)?;
+        let store = crate::store::files::open(&config)?;
         let workers = deliver::prepare(&config, &store)?;
         let (publisher, live) = Live::new(config.clone());
         let ingest = Ingest::new(store.clone(), live.clone());

@@ -12,7 +12,8 @@
 //! - [`store`]: the SQLite queue; one writer thread with group commit.
 //! - [`daemon`]: spawns every long-lived task, owns reload (config, sockets, workers) and
 //!   the shutdown order; [`runtime`]: what it shares with the admin API.
-//! - [`systemd`], [`shutdown`], [`logging`]: process plumbing.
+//! - [`systemd`], [`shutdown`], [`logging`]: process plumbing; [`preflight`]: what `run`
+//!   checks before binding, shared with `check-config`.
 //! - [`send`], [`uds_client`]: the `send` command and its socket client.
 //! - [`admin`]: the admin socket API and the operator commands that use it (`status`,
 //!   `dead`, `pause`, `reload`…); [`metrics`]: the Prometheus exposition it serves.
@@ -38,6 +39,7 @@ pub mod event;
 pub mod ingest;
 pub mod logging;
 pub mod metrics;
+pub mod preflight;
 pub mod reply;
 pub mod runtime;
 pub mod send;

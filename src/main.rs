@@ -39,6 +39,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckConfig(args) => {
             let path = config::resolve_path(args.config.as_deref());
             let config = config::load(&path)?;
+            edgehook::preflight::check(&config)?;
             print!("{}", config::summary::summary(&config));
             for (endpoint, public) in edgehook::sign::public_keys(&config) {
                 println!("endpoint {endpoint}: receivers verify v1a signatures with {public}");

@@ -13,6 +13,10 @@ mod util;
 mod admin;
 // `check-config` and `run` against valid and invalid config files.
 mod config_cli;
+// check-config = run's checks: groups, directories, certificates, secrets, same messages.
+mod preflight;
+// Private queue files: modes under umask 022, tightening at start, daemon.state_group.
+mod files;
 // SIGKILL under concurrent load; every 202'd event is in the queue exactly once.
 mod crash;
 // Delivery across SIGKILL: every accepted event arrives, only in-flight ones twice.

@@ -29,9 +29,13 @@ pub fn summary(config: &Config) -> String {
         2,
         "state_dir",
         format_args!(
-            "{} (queue: {})",
+            "{} (queue: {}; {})",
             d.state_dir.display(),
-            config.queue_db().display()
+            config.queue_db().display(),
+            match &d.state_group {
+                Some(g) => format!("mode 0750, group: {g}"),
+                None => "mode 0700".to_string(),
+            }
         ),
     );
     line(
@@ -359,7 +363,7 @@ mod tests {
         let out = summary(&config(""));
         for want in [
             "/etc/edgehook/edgehook.toml",
-            "/var/lib/edgehook (queue: /var/lib/edgehook/queue.db)",
+            "/var/lib/edgehook (queue: /var/lib/edgehook/queue.db; mode 0700)",
             "/run/edgehook/admin.sock",
             "/run/edgehook/edgehook.sock",
             "0660",

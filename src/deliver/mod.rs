@@ -24,7 +24,7 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, EndpointConfig};
 use crate::sign::Signer;
 use crate::store::Store;
 use status::EndpointHandle;
@@ -42,14 +42,7 @@ pub struct Prepared {
 pub fn prepare(config: &Config, store: &Store) -> anyhow::Result<Vec<Prepared>> {
     let mut prepared = Vec::new();
     for endpoint in &config.endpoints {
-        let client = client::build(endpoint)?;
-        let signer = endpoint
-            .signing
-            .as_ref()
-            .map(Signer::new)
-            .transpose()
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("endpoint {:?}: signing", endpoint.name))?;
+        let (client, signer) = parts(endpoint)?;
         let (handle, controls) = EndpointHandle::new(endpoint.name.clone());
         let worker = Worker {
             endpoint: endpoint.clone(),
@@ -61,6 +54,28 @@ pub fn prepare(config: &Config, store: &Store) -> anyhow::Result<Vec<Prepared>> 
         prepared.push(Prepared { worker, controls });
     }
     Ok(prepared)
+}
+
+/// Whether every endpoint's client and signer can be built (`preflight`, check-config):
+/// the same errors [`prepare`] would meet.
+pub fn check(config: &Config) -> anyhow::Result<()> {
+    for endpoint in &config.endpoints {
+        parts(endpoint)?;
+    }
+    Ok(())
+}
+
+/// An endpoint's HTTP client (TLS files read here) and signer.
+fn parts(endpoint: &EndpointConfig) -> anyhow::Result<(client::HttpClient, Option<Signer>)> {
+    let client = client::build(endpoint)?;
+    let signer = endpoint
+        .signing
+        .as_ref()
+        .map(Signer::new)
+        .transpose()
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("endpoint {:?}: signing", endpoint.name))?;
+    Ok((client, signer))
 }
 
 /// The running workers: started, replaced on reload, stopped on shutdown.

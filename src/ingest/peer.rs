@@ -67,12 +67,7 @@ pub async fn bind(
 pub fn set_access(path: &Path, mode: u32, group: Option<&str>, what: &str) -> anyhow::Result<()> {
     let shown = path.display();
     if let Some(group) = group {
-        let gid = nix::unistd::Group::from_name(group)
-            .with_context(|| format!("cannot look up group {group:?} for {what}"))?
-            .with_context(|| {
-                format!("group {group:?} (for {what}) does not exist; create it or fix the config")
-            })?
-            .gid;
+        let gid = crate::preflight::group(group, &format!("for {what}"))?;
         nix::unistd::chown(path, None, Some(gid))
             .with_context(|| format!("cannot give {shown} to group {group:?}"))?;
     }

@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod deliveries;
+pub mod files;
 mod hold;
 mod reader;
 mod reserve;

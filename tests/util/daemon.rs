@@ -147,9 +147,16 @@ impl Builder {
         text
     }
 
-    fn into_daemon(self) -> TestDaemon {
+    /// Write the config file now (`start` writes it again) and return its path, e.g. to
+    /// run `check-config` on exactly what `run` will get.
+    pub fn write_config(&self) -> PathBuf {
         let config = self.dir.path().join("edgehook.toml");
         std::fs::write(&config, self.config_text()).expect("writing the config");
+        config
+    }
+
+    fn into_daemon(self) -> TestDaemon {
+        let config = self.write_config();
         let notify_path = self.dir.path().join("notify.sock");
         let notify = UnixDatagram::bind(&notify_path).expect("binding NOTIFY_SOCKET");
         let lines_socket = self.lines.then(|| self.dir.path().join("lines.sock"));
