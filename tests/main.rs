@@ -23,6 +23,8 @@ mod crash;
 mod deliver_crash;
 // Outages: head-only probing on the backoff, free offline time, FIFO across an outage.
 mod deliver_offline;
+// Connect-level stalls (hung TLS, full backlog, silent DNS) are outages, not attempts.
+mod deliver_outage;
 // Retry rules: 5xx retried with the same id, Retry-After, permanent 400, 410 Gone held.
 mod deliver_retry;
 // CONNECT proxy (configured and HTTPS_PROXY/NO_PROXY), rate_limit, order_key under failure.

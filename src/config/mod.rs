@@ -240,6 +240,9 @@ pub struct EndpointConfig {
     /// JSON pointer into `data`; per-key FIFO.
     pub order_key: Option<String>,
     pub concurrency: usize,
+    /// Name resolution + TCP connect + TLS handshake (SPEC §12).
+    pub connect_timeout: Duration,
+    /// The exchange once connected: request written, answer read.
     pub timeout: Duration,
     pub rate_limit: Option<RateLimit>,
     pub permanent_status: Vec<u16>,

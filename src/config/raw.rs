@@ -34,6 +34,7 @@ pub(super) mod defaults {
     pub const KEEP_DELIVERED: &str = "0s";
     pub const CONCURRENCY: i64 = 8;
     pub const TIMEOUT: &str = "10s";
+    pub const CONNECT_TIMEOUT: &str = "5s";
     pub const PERMANENT_STATUS: [u16; 3] = [400, 413, 422];
     pub const RETRY_INITIAL: &str = "1s";
     pub const RETRY_MULTIPLIER: f64 = 2.0;
@@ -121,6 +122,7 @@ pub(super) struct RawEndpoint {
     pub ordering: S<String>,
     pub order_key: S<String>,
     pub concurrency: S<i64>,
+    pub connect_timeout: S<String>,
     pub timeout: S<String>,
     pub rate_limit: S<String>,
     pub permanent_status: S<Vec<Spanned<i64>>>,

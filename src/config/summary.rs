@@ -185,6 +185,12 @@ fn write_endpoint(out: &mut String, e: &EndpointConfig) {
         (Ordering::None, None) => format!("none, up to {} in flight", e.concurrency),
     };
     line(out, 2, "ordering", ordering);
+    line(
+        out,
+        2,
+        "connect_timeout",
+        format_duration(e.connect_timeout),
+    );
     line(out, 2, "timeout", format_duration(e.timeout));
     match &e.rate_limit {
         Some(limit) => line(out, 2, "rate_limit", format_rate_limit(limit)),

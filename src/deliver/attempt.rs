@@ -105,7 +105,11 @@ impl Attempter {
                 .unwrap_or_default();
             Ok::<_, hyper_util::client::legacy::Error>((status, headers, body))
         };
-        match tokio::time::timeout(self.endpoint.timeout, exchange).await {
+        // Opening a connection is bounded by connect_timeout inside the client (and fails
+        // as a connect error, see connect.rs); the exchange after it by timeout. The outer
+        // deadline is their sum, so it can only fire once a connection was up.
+        let deadline = self.endpoint.connect_timeout + self.endpoint.timeout;
+        match tokio::time::timeout(deadline, exchange).await {
             Err(_) => Attempted::Failed(format!(
                 "no answer within {:?} (timeout)",
                 self.endpoint.timeout

@@ -16,10 +16,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use tracing::debug;
 
+use super::connect::Bounded;
 use super::proxy::{self, Connector};
 use crate::config::{EndpointConfig, Roots, TlsConfig, TlsVersion};
 
-pub type HttpClient = Client<HttpsConnector<Connector>, Full<Bytes>>;
+pub type HttpClient = Client<Bounded<HttpsConnector<Connector>>, Full<Bytes>>;
 
 /// Build the client for `endpoint`. Errors name the endpoint and the file at fault.
 pub fn build(endpoint: &EndpointConfig) -> anyhow::Result<HttpClient> {
@@ -47,7 +48,7 @@ pub fn build(endpoint: &EndpointConfig) -> anyhow::Result<HttpClient> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
-    http.set_connect_timeout(Some(endpoint.timeout));
+    http.set_connect_timeout(Some(endpoint.connect_timeout));
     let proxy = proxy::for_endpoint(endpoint.proxy.as_ref());
     let connector = builder
         .enable_http1()
@@ -55,7 +56,7 @@ pub fn build(endpoint: &EndpointConfig) -> anyhow::Result<HttpClient> {
         .wrap_connector(Connector::new(http, proxy));
     Ok(Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(endpoint.concurrency)
-        .build(connector))
+        .build(Bounded::new(connector, endpoint.connect_timeout)))
 }
 
 /// The rustls client config; `plain` (an `http://` endpoint) needs no trust anchors.

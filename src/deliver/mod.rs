@@ -9,6 +9,7 @@
 
 mod attempt;
 mod client;
+mod connect;
 mod proxy;
 mod rate;
 pub mod request;

@@ -109,6 +109,17 @@ impl Ctx<'_> {
         if let (Some(v), true) = (&raw.timeout, timeout.is_zero()) {
             self.error(v.span(), format!("{}: must be more than 0", key("timeout")));
         }
+        let connect_timeout = self.duration(
+            &raw.connect_timeout,
+            &key("connect_timeout"),
+            defaults::CONNECT_TIMEOUT,
+        );
+        if let (Some(v), true) = (&raw.connect_timeout, connect_timeout.is_zero()) {
+            self.error(
+                v.span(),
+                format!("{}: must be more than 0", key("connect_timeout")),
+            );
+        }
         let rate_limit = match &raw.rate_limit {
             Some(v) if !v.get_ref().is_empty() => match units::parse_rate_limit(v.get_ref()) {
                 Ok(limit) => Some(limit),
@@ -195,6 +206,7 @@ impl Ctx<'_> {
             ordering,
             order_key,
             concurrency,
+            connect_timeout,
             timeout,
             rate_limit,
             permanent_status,

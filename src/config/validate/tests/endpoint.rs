@@ -143,6 +143,15 @@ fn numbers_and_durations() {
         &endpoint_error("timeout = \"10\""),
         &["timeout: invalid duration \"10\""],
     );
+    assert_has(
+        &endpoint_error("connect_timeout = \"0s\""),
+        &["connect_timeout: must be more than 0"],
+    );
+    assert_eq!(ok_endpoint("").connect_timeout, Duration::from_secs(5));
+    assert_eq!(
+        ok_endpoint("connect_timeout = \"750ms\"").connect_timeout,
+        Duration::from_millis(750)
+    );
     assert_eq!(ok_endpoint("rate_limit = \"\"").rate_limit, None);
     assert_eq!(
         ok_endpoint("rate_limit = \"10/h\"").rate_limit,
