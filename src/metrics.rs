@@ -1,16 +1,25 @@
 //! Prometheus metrics: the counters and histograms the daemon keeps while it runs, and
 //! the text exposition (format 0.0.4) the admin socket and `daemon.metrics_listen` serve.
 //!
-//! Built by hand rather than with the `prometheus-client` crate: most values here are not
-//! counters we increment but snapshots read at scrape time (queue counts from SQLite,
-//! worker states, reload history), which `prometheus-client` only models through a custom
-//! `Collector` and its own encoder traits — more code than the ~150 lines of text format
-//! below, plus a dependency. The few live instruments ([`Received`], [`Histogram`]) are
-//! atomics. The output is checked by the real Python Prometheus parser in `tests/admin.rs`.
+//! Most values are not counters we increment but a [`Snapshot`] the admin side reads at
+//! scrape time (queue counts from SQLite, worker states, reload history), so they reach
+//! the `prometheus-client` crate through a [`Collector`] that encodes each family of the
+//! snapshot; the crate writes the text format (names, `_total`, escaping, histogram
+//! buckets). The few live instruments ([`Received`], [`Histogram`]) are atomics. The
+//! output is checked by the real Python Prometheus parser in `tests/admin.rs`.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    prometheus_text, DescriptorEncoder, EncodeGaugeValue, MetricEncoder, NoLabelSet,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of the exposition [`render`] writes.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds (seconds) of the delivery duration buckets: from a fast LAN receiver
 /// (5 ms) to the default 10 s `timeout` and a little beyond.
@@ -54,8 +63,10 @@ pub struct Histogram {
 /// A histogram read at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HistogramSnapshot {
-    /// Cumulative counts per bucket of [`DURATION_BUCKETS`], then `+Inf` (= the count).
-    pub cumulative: Vec<u64>,
+    /// Each bucket of [`DURATION_BUCKETS`] with its own observations (not cumulative).
+    pub buckets: Vec<(f64, u64)>,
+    /// Every observation, those above the last bucket too.
+    pub count: u64,
     pub sum_secs: f64,
 }
 
@@ -72,17 +83,18 @@ impl Histogram {
     }
 
     pub fn snapshot(&self) -> HistogramSnapshot {
-        let mut total = 0;
-        let cumulative = self
+        let counts: Vec<u64> = self
             .buckets
             .iter()
-            .map(|b| {
-                total += b.load(Ordering::Relaxed);
-                total
-            })
+            .map(|b| b.load(Ordering::Relaxed))
             .collect();
         HistogramSnapshot {
-            cumulative,
+            buckets: DURATION_BUCKETS
+                .iter()
+                .copied()
+                .zip(counts.clone())
+                .collect(),
+            count: counts.iter().sum(),
             sum_secs: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
         }
     }
@@ -126,213 +138,176 @@ pub struct WorkerSnapshot {
 }
 
 /// The text exposition of `s`.
-pub fn render(s: &Snapshot) -> String {
-    let mut out = Text::default();
-    out.family(
-        "edgehook_build_info",
-        "gauge",
-        "Always 1; the version label says which edgehook runs.",
-    );
-    out.sample("edgehook_build_info", &[("version", &s.version)], 1.0);
+pub fn render(s: Snapshot) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape(s)));
+    let mut out = String::new();
+    prometheus_text::encode(&mut out, &registry).expect("writing to a String cannot fail");
+    out
+}
 
-    out.family(
-        "edgehook_events_received_total",
-        "counter",
-        "Events handed to ingest, by result.",
-    );
-    let (accepted, duplicate, rejected) = s.received;
-    for (result, n) in [
-        ("accepted", accepted),
-        ("duplicate", duplicate),
-        ("rejected", rejected),
-    ] {
-        out.sample(
-            "edgehook_events_received_total",
-            &[("result", result)],
-            n as f64,
-        );
-    }
+/// One scrape's snapshot, encoded family by family.
+#[derive(Debug)]
+struct Scrape(Snapshot);
 
-    out.family(
-        "edgehook_events_dropped_total",
-        "counter",
-        "Accepted events dropped to make room because the queue was full (queue.when_full = \"drop_oldest\").",
-    );
-    out.sample(
-        "edgehook_events_dropped_total",
-        &[],
-        s.events_dropped as f64,
-    );
+impl Collector for Scrape {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        let s = &self.0;
+        family(
+            &mut enc,
+            "edgehook_build_info",
+            "Always 1; the version label says which edgehook runs.",
+            MetricType::Gauge,
+        )?
+        .encode_family(&[("version", s.version.as_str())])?
+        .encode_gauge(&1i64)?;
 
-    out.family(
-        "edgehook_reloads_total",
-        "counter",
-        "Configuration reloads, by result (a failed one leaves the old config running).",
-    );
-    out.sample(
-        "edgehook_reloads_total",
-        &[("result", "ok")],
-        s.reloads_ok as f64,
-    );
-    out.sample(
-        "edgehook_reloads_total",
-        &[("result", "failed")],
-        s.reloads_failed as f64,
-    );
+        let (accepted, duplicate, rejected) = s.received;
+        counters(
+            &mut enc,
+            "edgehook_events_received",
+            "Events handed to ingest, by result.",
+            &[
+                (&[("result", "accepted")], accepted),
+                (&[("result", "duplicate")], duplicate),
+                (&[("result", "rejected")], rejected),
+            ],
+        )?;
+        counters(
+            &mut enc,
+            "edgehook_events_dropped",
+            "Accepted events dropped to make room because the queue was full (queue.when_full = \"drop_oldest\").",
+            &[(&[], s.events_dropped)],
+        )?;
+        counters(
+            &mut enc,
+            "edgehook_reloads",
+            "Configuration reloads, by result (a failed one leaves the old config running).",
+            &[
+                (&[("result", "ok")], s.reloads_ok),
+                (&[("result", "failed")], s.reloads_failed),
+            ],
+        )?;
+        family(
+            &mut enc,
+            "edgehook_queue_bytes",
+            "Bytes of queued events (counted against queue.max_bytes).",
+            MetricType::Gauge,
+        )?
+        .encode_gauge(&s.queue_bytes)?;
+        family(
+            &mut enc,
+            "edgehook_queue_max_bytes",
+            "queue.max_bytes: the queue's size limit.",
+            MetricType::Gauge,
+        )?
+        .encode_gauge(&s.queue_max_bytes)?;
 
-    out.family(
-        "edgehook_queue_bytes",
-        "gauge",
-        "Bytes of queued events (counted against queue.max_bytes).",
-    );
-    out.sample("edgehook_queue_bytes", &[], s.queue_bytes as f64);
-    out.family(
-        "edgehook_queue_max_bytes",
-        "gauge",
-        "queue.max_bytes: the queue's size limit.",
-    );
-    out.sample("edgehook_queue_max_bytes", &[], s.queue_max_bytes as f64);
-
-    out.family(
-        "edgehook_deliveries_total",
-        "counter",
-        "Delivery attempts with a recorded outcome, by endpoint and outcome.",
-    );
-    for e in &s.endpoints {
-        if let Some(w) = &e.worker {
+        let mut deliveries = family(
+            &mut enc,
+            "edgehook_deliveries",
+            "Delivery attempts with a recorded outcome, by endpoint and outcome.",
+            MetricType::Counter,
+        )?;
+        for e in &s.endpoints {
+            let Some(w) = &e.worker else { continue };
             for (outcome, n) in [
                 ("delivered", w.delivered),
                 ("retried", w.retried),
                 ("dead", w.dead),
             ] {
-                out.sample(
-                    "edgehook_deliveries_total",
-                    &[("endpoint", &e.name), ("outcome", outcome)],
-                    n as f64,
-                );
+                deliveries
+                    .encode_family(&[("endpoint", e.name.as_str()), ("outcome", outcome)])?
+                    .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
             }
         }
-    }
-    gauge_per_endpoint(
-        &mut out,
-        s,
-        "edgehook_queue_pending",
-        "Deliveries waiting to be sent, by endpoint (orphaned endpoints included).",
-        |e| Some(e.pending as f64),
-    );
-    gauge_per_endpoint(
-        &mut out,
-        s,
-        "edgehook_queue_dead",
-        "Dead letters kept in the queue, by endpoint.",
-        |e| Some(e.dead as f64),
-    );
-    gauge_per_endpoint(
-        &mut out,
-        s,
-        "edgehook_oldest_pending_age_seconds",
-        "Age of the oldest pending delivery, by endpoint (0 when none).",
-        |e| Some(e.oldest_pending_age_secs),
-    );
-    gauge_per_endpoint(
-        &mut out,
-        s,
-        "edgehook_endpoint_up",
-        "1 while the endpoint is online, 0 when offline, gone or paused.",
-        |e| e.worker.as_ref().map(|w| if w.up { 1.0 } else { 0.0 }),
-    );
 
-    let name = "edgehook_delivery_duration_seconds";
-    out.family(
-        name,
-        "histogram",
-        "Time from sending a delivery to its answer (or failure), by endpoint.",
-    );
-    for e in &s.endpoints {
-        let Some(w) = &e.worker else { continue };
-        let h = &w.duration;
-        for (le, n) in DURATION_BUCKETS.iter().zip(&h.cumulative) {
-            let le = format_value(*le);
-            out.sample(
-                &format!("{name}_bucket"),
-                &[("endpoint", &e.name), ("le", &le)],
-                *n as f64,
-            );
+        gauge_per_endpoint(
+            &mut enc,
+            s,
+            "edgehook_queue_pending",
+            "Deliveries waiting to be sent, by endpoint (orphaned endpoints included).",
+            |e| Some(e.pending),
+        )?;
+        gauge_per_endpoint(
+            &mut enc,
+            s,
+            "edgehook_queue_dead",
+            "Dead letters kept in the queue, by endpoint.",
+            |e| Some(e.dead),
+        )?;
+        gauge_per_endpoint(
+            &mut enc,
+            s,
+            "edgehook_oldest_pending_age_seconds",
+            "Age of the oldest pending delivery, by endpoint (0 when none).",
+            |e| Some(e.oldest_pending_age_secs),
+        )?;
+        gauge_per_endpoint(
+            &mut enc,
+            s,
+            "edgehook_endpoint_up",
+            "1 while the endpoint is online, 0 when offline, gone or paused.",
+            |e| e.worker.as_ref().map(|w| i64::from(w.up)),
+        )?;
+
+        let mut durations = family(
+            &mut enc,
+            "edgehook_delivery_duration_seconds",
+            "Time from sending a delivery to its answer (or failure), by endpoint.",
+            MetricType::Histogram,
+        )?;
+        for e in &s.endpoints {
+            let Some(w) = &e.worker else { continue };
+            let h = &w.duration;
+            durations
+                .encode_family(&[("endpoint", e.name.as_str())])?
+                .encode_histogram::<NoLabelSet>(h.sum_secs, h.count, &h.buckets, None)?;
         }
-        let count = h.cumulative.last().copied().unwrap_or(0);
-        out.sample(
-            &format!("{name}_bucket"),
-            &[("endpoint", &e.name), ("le", "+Inf")],
-            count as f64,
-        );
-        out.sample(&format!("{name}_sum"), &[("endpoint", &e.name)], h.sum_secs);
-        out.sample(
-            &format!("{name}_count"),
-            &[("endpoint", &e.name)],
-            count as f64,
-        );
+        Ok(())
     }
-    out.0
 }
 
-fn gauge_per_endpoint(
-    out: &mut Text,
+/// Start the family `name` (a counter's name without `_total`: the encoder adds it).
+fn family<'a>(
+    enc: &'a mut DescriptorEncoder,
+    name: &'a str,
+    help: &str,
+    kind: MetricType,
+) -> Result<MetricEncoder<'a>, std::fmt::Error> {
+    enc.encode_descriptor(name, help, None, kind)
+}
+
+/// A counter family with one sample per label set.
+fn counters(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: &[(&[(&str, &str)], u64)],
+) -> std::fmt::Result {
+    let mut f = family(enc, name, help, MetricType::Counter)?;
+    for (labels, n) in samples {
+        f.encode_family(labels)?
+            .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+    }
+    Ok(())
+}
+
+fn gauge_per_endpoint<V: EncodeGaugeValue>(
+    enc: &mut DescriptorEncoder,
     s: &Snapshot,
     name: &str,
     help: &str,
-    value: impl Fn(&EndpointSnapshot) -> Option<f64>,
-) {
-    out.family(name, "gauge", help);
+    value: impl Fn(&EndpointSnapshot) -> Option<V>,
+) -> std::fmt::Result {
+    let mut f = family(enc, name, help, MetricType::Gauge)?;
     for e in &s.endpoints {
         if let Some(v) = value(e) {
-            out.sample(name, &[("endpoint", &e.name)], v);
+            f.encode_family(&[("endpoint", e.name.as_str())])?
+                .encode_gauge(&v)?;
         }
     }
-}
-
-/// The exposition being written.
-#[derive(Default)]
-struct Text(String);
-
-impl Text {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {}", escape_help(help));
-        let _ = writeln!(self.0, "# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.0.push_str(name);
-        if !labels.is_empty() {
-            self.0.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.0.push(',');
-                }
-                let _ = write!(self.0, "{k}=\"{}\"", escape_label(v));
-            }
-            self.0.push('}');
-        }
-        let _ = writeln!(self.0, " {}", format_value(value));
-    }
-}
-
-/// Integers without a fraction, everything else as Rust prints it (both are valid Go floats).
-fn format_value(v: f64) -> String {
-    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
-}
-
-fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn escape_help(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('\n', "\\n")
+    Ok(())
 }
 
 #[cfg(test)]
@@ -340,17 +315,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_buckets_are_cumulative() {
+    fn histogram_counts_each_bucket_and_the_overflow() {
         let h = Histogram::default();
         h.observe(Duration::from_millis(3));
         h.observe(Duration::from_millis(30));
         h.observe(Duration::from_secs(60));
         let s = h.snapshot();
-        assert_eq!(s.cumulative.len(), DURATION_BUCKETS.len() + 1);
-        assert_eq!(s.cumulative[0], 1); // ≤ 5 ms
-        assert_eq!(s.cumulative[3], 2); // ≤ 50 ms
-        assert_eq!(s.cumulative[DURATION_BUCKETS.len() - 1], 2); // ≤ 30 s
-        assert_eq!(*s.cumulative.last().unwrap(), 3); // +Inf
+        assert_eq!(s.buckets.len(), DURATION_BUCKETS.len());
+        assert_eq!(s.buckets[0], (0.005, 1), "≤ 5 ms");
+        assert_eq!(s.buckets[3], (0.05, 1), "(25 ms, 50 ms]");
+        assert_eq!(s.buckets.iter().map(|(_, n)| n).sum::<u64>(), 2, "≤ 30 s");
+        assert_eq!(s.count, 3, "60 s is counted (+Inf)");
         assert!((s.sum_secs - 60.033).abs() < 1e-6, "{}", s.sum_secs);
     }
 
@@ -358,7 +333,7 @@ mod tests {
     fn renders_families_and_labels() {
         let h = Histogram::default();
         h.observe(Duration::from_millis(20));
-        let text = render(&Snapshot {
+        let text = render(Snapshot {
             version: "1.2.3".into(),
             received: (5, 1, 2),
             events_dropped: 9,
@@ -388,7 +363,10 @@ mod tests {
             ],
         });
         for line in [
+            "# HELP edgehook_events_received_total Events handed to ingest, by result.",
             "# TYPE edgehook_events_received_total counter",
+            "edgehook_build_info{version=\"1.2.3\"} 1",
+            "# TYPE edgehook_delivery_duration_seconds histogram",
             "edgehook_events_received_total{result=\"accepted\"} 5",
             "edgehook_events_received_total{result=\"rejected\"} 2",
             "edgehook_events_dropped_total 9",
@@ -402,6 +380,7 @@ mod tests {
             "edgehook_delivery_duration_seconds_bucket{endpoint=\"spark\",le=\"0.025\"} 1",
             "edgehook_delivery_duration_seconds_bucket{endpoint=\"spark\",le=\"+Inf\"} 1",
             "edgehook_delivery_duration_seconds_count{endpoint=\"spark\"} 1",
+            "edgehook_delivery_duration_seconds_sum{endpoint=\"spark\"} 0.02",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -416,6 +395,13 @@ mod tests {
 
     #[test]
     fn escapes_label_values() {
-        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let text = render(Snapshot {
+            version: "a\"b\\c\nd".into(),
+            ..Default::default()
+        });
+        assert!(
+            text.contains("edgehook_build_info{version=\"a\\\"b\\\\c\\nd\"} 1\n"),
+            "{text}"
+        );
     }
 }

@@ -423,10 +423,10 @@ async fn reload(ctx: &Ctx) -> Result<Value, ApiError> {
 async fn metrics(ctx: &Ctx) -> Reply {
     match snapshot(ctx).await {
         Ok(s) => {
-            let mut r = Response::new(Full::new(Bytes::from(metrics::render(&s))));
+            let mut r = Response::new(Full::new(Bytes::from(metrics::render(s))));
             r.headers_mut().insert(
                 CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                HeaderValue::from_static(metrics::CONTENT_TYPE),
             );
             r
         }
