@@ -300,9 +300,9 @@ fn summary(config: &Config) -> String {
     )
 }
 
-/// How often housekeeping runs for `queue`: [`MAINTENANCE_INTERVAL`], or half of
+/// How often housekeeping runs for `queue`: `MAINTENANCE_INTERVAL`, or half of
 /// `max_age` / `keep_delivered` when that is shorter (so a row expires at most half its
-/// limit late), but never more often than [`MIN_MAINTENANCE_INTERVAL`].
+/// limit late), but never more often than `MIN_MAINTENANCE_INTERVAL`.
 pub fn maintenance_interval(queue: &config::QueueConfig) -> Duration {
     let limits = [queue.max_age, Some(queue.keep_delivered)];
     limits

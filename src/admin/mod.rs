@@ -87,7 +87,7 @@ impl Server {
     }
 
     /// Serve the whole API on the admin socket until `cancel`, then let open requests
-    /// finish (at most [`DRAIN_TIMEOUT`]).
+    /// finish (at most `DRAIN_TIMEOUT`).
     pub async fn run_socket(self, listener: UnixListener, cancel: CancellationToken) {
         let graceful = GracefulShutdown::new();
         let builder = builder();
