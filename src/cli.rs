@@ -50,6 +50,8 @@ pub enum Command {
     Reload(AdminArgs),
     /// Print the Prometheus text exposition.
     Metrics(AdminArgs),
+    /// Delete the backlog (pending and dead deliveries) of an endpoint removed from the config.
+    Purge(PurgeArgs),
     /// Air-gapped site: write the pending deliveries to an encrypted bundle file (they stay
     /// queued, not sent, until a receipt for them is applied).
     Export(ExportArgs),
@@ -180,6 +182,21 @@ pub struct DeadPurgeArgs {
     /// Do not ask for confirmation (required when stdin is not a terminal)
     #[arg(long, short = 'y')]
     pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// The endpoint whose backlog to delete (one no longer in the config)
+    #[arg(long, short = 'e', value_name = "ENDPOINT")]
+    pub endpoint: String,
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Purge even though the endpoint is still in the config
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }
 
 #[derive(Debug, Args)]

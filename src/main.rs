@@ -56,6 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Resume(args) => client::resume(args).await,
         Command::Reload(args) => client::reload(args).await,
         Command::Metrics(args) => client::metrics(args).await,
+        Command::Purge(args) => edgehook::admin::purge::run(args).await,
         Command::Export(args) => edgehook::transfer::client::export(args).await,
         Command::Import(args) => edgehook::transfer::client::import(args).await,
         Command::Receipt(args) => edgehook::transfer::client::receipt(args).await,

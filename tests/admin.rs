@@ -672,3 +672,98 @@ fn terminal_gets_colour_and_purge_asks_first() {
     assert!(yes.contains("purged 1 dead letter(s)"), "{yes:?}");
     assert_eq!(dead_count(&d), 0);
 }
+
+#[test]
+fn purge_deletes_an_orphaned_backlog_and_frees_its_bytes() {
+    let up = Upstream::start();
+    let b = Builder::new();
+    let ca = up.write_ca(b.dir());
+    let keep = Endpoint::new("keep", &up.url("/keep"), &ca)
+        .retry("initial = \"30s\"")
+        .toml();
+    let old = Endpoint::new("old", &up.url("/old"), &ca)
+        .retry("initial = \"30s\"")
+        .toml();
+    let d = b.toml(&keep).toml(&old).start();
+    let only_old = |id: &str, data: &str| {
+        format!(r#"{{"type":"Test.purge","id":"{id}","data":{data},"endpoints":["old"]}}"#)
+    };
+    // One dead letter of `old` (400 is permanent), then a backlog while the link is down.
+    up.receiver.fail_matching("doomed", 400, 1).unwrap();
+    assert_eq!(
+        d.post_event(&only_old("old-dead", r#"{"doomed":true}"#))
+            .status,
+        202
+    );
+    wait_db(&d, "old-dead is dead", |d| {
+        d.query_i64(
+            "SELECT COUNT(*) FROM deliveries WHERE state = ?1",
+            [STATE_DEAD],
+        ) == 1
+    });
+    // The upstream goes away, pooled connections included (refuse mode would only refuse
+    // new ones): the rest stays queued.
+    drop(up);
+    for id in ["old-1", "old-2"] {
+        assert_eq!(d.post_event(&only_old(id, "{}")).status, 202);
+    }
+    assert_eq!(
+        d.post_event(&event("Test.purge", "both-1", "{}")).status,
+        202
+    );
+    let bytes_before = json(&d, &["status"])["queue"]["bytes"].as_u64().unwrap();
+
+    // `old` leaves the config: status names the command for its backlog.
+    let original = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(&d.config, original.replace(&old, "")).unwrap();
+    ok(&d, &["reload"]);
+    let text = ok(&d, &["status"]);
+    assert!(
+        text.contains("`edgehook purge --endpoint old` deletes them"),
+        "{text}"
+    );
+
+    // Refusals: a configured endpoint without --force; no terminal and no --yes.
+    let (code, _, err) = admin(&d, &["purge", "--endpoint", "keep", "--yes"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("is still in") && err.contains("--force"),
+        "{err}"
+    );
+    let (code, _, err) = admin(&d, &["purge", "--endpoint", "old"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("pass --yes"), "{err}");
+    assert_eq!(
+        d.query_i64("SELECT COUNT(*) FROM deliveries WHERE endpoint = 'old'", []),
+        4,
+        "nothing deleted by a refusal (old-dead, old-1, old-2, both-1)"
+    );
+
+    let out = ok(&d, &["purge", "--endpoint", "old", "--yes"]);
+    assert!(
+        out.starts_with("purged 4 deliveries of endpoint old"),
+        "{out}"
+    );
+    assert_eq!(
+        d.query_i64("SELECT COUNT(*) FROM deliveries WHERE endpoint = 'old'", []),
+        0
+    );
+    for id in ["old-dead", "old-1", "old-2"] {
+        assert_eq!(d.events_with_id(id), 0, "{id} only old needed: deleted");
+    }
+    assert_eq!(d.events_with_id("both-1"), 1, "keep still needs both-1");
+    let bytes_after = json(&d, &["status"])["queue"]["bytes"].as_u64().unwrap();
+    let left = d.query_i64("SELECT SUM(size) FROM events", []) as u64;
+    assert!(bytes_after < bytes_before, "{bytes_after} < {bytes_before}");
+    assert_eq!(bytes_after, left, "queue bytes count what is left");
+    let text = ok(&d, &["status"]);
+    assert!(!text.contains("old "), "no orphaned row left:\n{text}");
+
+    // --force purges a configured endpoint's backlog too.
+    let out = ok(&d, &["purge", "--endpoint", "keep", "--yes", "--force"]);
+    assert!(
+        out.starts_with("purged 1 deliveries of endpoint keep"),
+        "{out}"
+    );
+    assert_eq!(d.events_with_id("both-1"), 0);
+}

@@ -11,6 +11,7 @@
 //! | `POST /v1/wake` | `{"endpoint"?}` | `{"woken":[{"endpoint","state"}]}` |
 //! | `POST /v1/pause` | `{"endpoint"}` | `{"endpoint","state":"paused","pending":N}` |
 //! | `POST /v1/resume` | `{"endpoint"}` | `{"endpoint","state","was"}` |
+//! | `POST /v1/purge` | `{"endpoint","force"?}` | `{"endpoint","purged":N,"queue_bytes":B}` (`purge.rs`) |
 //! | `POST /v1/reload` | | `{"message"}`, or 422 `reload_failed` with the validation error |
 //! | `GET /metrics` | | Prometheus text (also the only route on `metrics_listen`) |
 //! | `POST /v1/export`, `/v1/import`, `/v1/receipt` | | air-gapped transfer, streamed (`crate::transfer::routes`) |
@@ -100,11 +101,15 @@ async fn route(req: Request<Incoming>, ctx: &Ctx, metrics_only: bool) -> Reply {
             Err(e) => Err(e),
         },
         (&Method::POST, "/v1/reload") => reload(ctx).await.map(ok),
+        (&Method::POST, "/v1/purge") => match body(req).await {
+            Ok(b) => super::purge::route(ctx, b).await.map(ok),
+            Err(e) => Err(e),
+        },
         (_, "/v1/status" | "/v1/endpoints" | "/v1/dead") => return not_allowed("GET"),
         (
             _,
             "/v1/dead/retry" | "/v1/dead/purge" | "/v1/wake" | "/v1/pause" | "/v1/resume"
-            | "/v1/reload",
+            | "/v1/reload" | "/v1/purge",
         ) => return not_allowed("POST"),
         _ => Err(ApiError::new(
             404,
@@ -532,7 +537,7 @@ async fn body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
 }
 
 /// A JSON request body; empty means `{}`.
-fn parse<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, ApiError> {
+pub(super) fn parse<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }

@@ -302,7 +302,7 @@ fn of_endpoint(s: &DeadSelect) -> String {
         .unwrap_or_default()
 }
 
-fn confirm(question: &str) -> anyhow::Result<bool> {
+pub(super) fn confirm(question: &str) -> anyhow::Result<bool> {
     eprint!("{question}");
     std::io::stderr().flush().ok();
     let mut answer = String::new();
@@ -436,6 +436,13 @@ fn format_status(v: &Value, style: Style) -> String {
                 None => "-".into(),
             }),
         ]);
+        if state == "orphaned" {
+            notes.push(format!(
+                "{name}: not in the config; its {} pending and {} dead deliveries wait for it to return. `edgehook purge --endpoint {name}` deletes them",
+                num(&e["pending"]),
+                num(&e["dead"])
+            ));
+        }
         if let Some(n) = e["exported"].as_u64().filter(|n| *n > 0) {
             notes.push(format!(
                 "{name}: {n} exported, awaiting receipt (not sent from here; `edgehook receipt apply FILE` removes them)"
@@ -559,6 +566,7 @@ mod tests {
             "1d1h",
             "spark's upstream clock is 7m00s behind this host",
             "ship: 4 exported, awaiting receipt",
+            "old: not in the config; its 1 pending and 0 dead deliveries wait for it to return. `edgehook purge --endpoint old` deletes them",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }

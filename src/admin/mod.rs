@@ -20,6 +20,7 @@
 
 mod api;
 pub mod client;
+pub mod purge;
 mod render;
 
 use std::convert::Infallible;

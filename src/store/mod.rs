@@ -14,6 +14,7 @@ pub mod admin;
 pub mod deliveries;
 pub mod files;
 mod hold;
+mod purge;
 mod reader;
 mod reserve;
 mod schema;
@@ -327,6 +328,14 @@ impl Store {
             return Ok(0);
         }
         self.call(|reply| writer::Command::PurgeDead { seqs, reply })
+            .await?
+    }
+
+    /// Delete every pending, dead and exported delivery of `endpoint` (and events nothing
+    /// else needs), freeing their bytes (`edgehook purge`). Returns how many deliveries.
+    pub async fn purge_endpoint(&self, endpoint: &str) -> Result<u64, StoreError> {
+        let endpoint = endpoint.to_string();
+        self.call(|reply| writer::Command::PurgeEndpoint { endpoint, reply })
             .await?
     }
 

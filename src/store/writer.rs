@@ -21,6 +21,7 @@ use tracing::{error, info, warn};
 
 use super::admin;
 use super::deliveries::{self, Update};
+use super::purge;
 use super::reserve::Reserve;
 use super::transfer;
 use super::{is_corrupt, now_ms, Inserted, NewEvent, StoreError};
@@ -64,6 +65,11 @@ pub(super) enum Command {
     /// Delete these dead deliveries (`edgehook dead purge`); replies how many.
     PurgeDead {
         seqs: Vec<i64>,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+    /// Delete an endpoint's undelivered deliveries (`edgehook purge`); replies how many.
+    PurgeEndpoint {
+        endpoint: String,
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
     /// An air-gapped transfer step (`transfer.rs`), under its own savepoint.
@@ -352,6 +358,10 @@ impl Group {
                 let result = open.and_then(|()| purge_dead(conn, state, &seqs));
                 self.pending.push(Pending::Count(reply, result));
             }
+            Command::PurgeEndpoint { endpoint, reply } => {
+                let result = open.and_then(|()| purge_endpoint(conn, state, &endpoint));
+                self.pending.push(Pending::Count(reply, result));
+            }
             Command::Transfer { op, reply } => {
                 let result = open.and_then(|()| transfer(conn, state, op));
                 self.requeued |=
@@ -490,6 +500,12 @@ fn retry_dead(conn: &Connection, state: &mut State, seqs: &[i64]) -> Result<u64,
     state.last_insert_ms = state.last_insert_ms.max(now_ms());
     let next_at = state.last_insert_ms;
     savepoint(conn, || admin::retry(conn, seqs, next_at))
+}
+
+fn purge_endpoint(conn: &Connection, state: &mut State, name: &str) -> Result<u64, StoreError> {
+    let (n, freed) = savepoint(conn, || purge::endpoint(conn, name))?;
+    state.bytes = state.bytes.saturating_sub(freed);
+    Ok(n)
 }
 
 fn purge_dead(conn: &Connection, state: &mut State, seqs: &[i64]) -> Result<u64, StoreError> {
