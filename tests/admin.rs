@@ -317,19 +317,25 @@ fn pause_holds_deliveries_and_resume_drains_them() {
     assert_eq!(endpoint_status(&d, "e")["state"], "online");
 }
 
+/// A daemon with endpoints `keep` and `old` on `up` (slow retries), and `old`'s TOML (to
+/// remove it from the config).
+fn keep_and_old(up: &Upstream) -> (TestDaemon, String) {
+    let b = Builder::new();
+    let ca = up.write_ca(b.dir());
+    let endpoint = |name: &str| {
+        Endpoint::new(name, &up.url(&format!("/{name}")), &ca)
+            .retry("initial = \"30s\"")
+            .toml()
+    };
+    let old = endpoint("old");
+    (b.toml(&endpoint("keep")).toml(&old).start(), old)
+}
+
 #[test]
 fn reload_prints_the_result_or_the_error_and_orphans_show() {
     let up = Upstream::start();
     up.receiver.set_refuse(true);
-    let b = Builder::new();
-    let ca = up.write_ca(b.dir());
-    let keep = Endpoint::new("keep", &up.url("/keep"), &ca)
-        .retry("initial = \"30s\"")
-        .toml();
-    let old = Endpoint::new("old", &up.url("/old"), &ca)
-        .retry("initial = \"30s\"")
-        .toml();
-    let d = b.toml(&keep).toml(&old).start();
+    let (d, old) = keep_and_old(&up);
     assert_eq!(d.post_event(&event("Test.orphan", "o-1", "{}")).status, 202);
     let original = std::fs::read_to_string(&d.config).unwrap();
 
@@ -676,15 +682,7 @@ fn terminal_gets_colour_and_purge_asks_first() {
 #[test]
 fn purge_deletes_an_orphaned_backlog_and_frees_its_bytes() {
     let up = Upstream::start();
-    let b = Builder::new();
-    let ca = up.write_ca(b.dir());
-    let keep = Endpoint::new("keep", &up.url("/keep"), &ca)
-        .retry("initial = \"30s\"")
-        .toml();
-    let old = Endpoint::new("old", &up.url("/old"), &ca)
-        .retry("initial = \"30s\"")
-        .toml();
-    let d = b.toml(&keep).toml(&old).start();
+    let (d, old) = keep_and_old(&up);
     let only_old = |id: &str, data: &str| {
         format!(r#"{{"type":"Test.purge","id":"{id}","data":{data},"endpoints":["old"]}}"#)
     };

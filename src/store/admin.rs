@@ -225,17 +225,23 @@ pub(super) fn purge(conn: &Connection, seqs: &[i64]) -> rusqlite::Result<(u64, u
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn db() -> Connection {
+    /// A migrated in-memory queue (also for `purge.rs`'s tests).
+    pub(in crate::store) fn db() -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();
         super::super::schema::migrate(&mut conn).unwrap();
         conn
     }
 
     /// An event `id` of `size` bytes with one delivery per `(endpoint, state)`.
-    fn add(conn: &Connection, id: &str, size: i64, deliveries: &[(&str, i64)]) {
+    pub(in crate::store) fn add(
+        conn: &Connection,
+        id: &str,
+        size: i64,
+        deliveries: &[(&str, i64)],
+    ) {
         conn.execute(
             "INSERT INTO events(id, type, timestamp, data, size, received_at) VALUES (?1, 'T', 't', x'7b7d', ?2, 0)",
             params![id, size],

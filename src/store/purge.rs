@@ -27,29 +27,8 @@ pub(super) fn endpoint(conn: &Connection, endpoint: &str) -> rusqlite::Result<(u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::admin::tests::{add, db};
     use crate::store::{STATE_DEAD, STATE_PENDING};
-
-    fn db() -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        super::super::schema::migrate(&mut conn).unwrap();
-        conn
-    }
-
-    fn add(conn: &Connection, id: &str, size: i64, deliveries: &[(&str, i64)]) {
-        conn.execute(
-            "INSERT INTO events(id, type, timestamp, data, size, received_at) VALUES (?1, 'T', 't', x'7b7d', ?2, 0)",
-            rusqlite::params![id, size],
-        )
-        .unwrap();
-        let seq = conn.last_insert_rowid();
-        for (endpoint, state) in deliveries {
-            conn.execute(
-                "INSERT INTO deliveries(event_seq, endpoint, state, created_at, next_at) VALUES (?1, ?2, ?3, 0, 0)",
-                rusqlite::params![seq, endpoint, state],
-            )
-            .unwrap();
-        }
-    }
 
     fn count(conn: &Connection, sql: &str) -> i64 {
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
