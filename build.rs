@@ -8,6 +8,9 @@
 //! - the same files in `<target dir>/assets/` (e.g. `target/assets/edgehook.8`), a stable
 //!   path for packaging (`OUT_DIR` has a hash in it).
 //!
+//! It also sets `EDGEHOOK_BUILD_UNIX_SECS` (`SOURCE_DATE_EPOCH` when set, for reproducible
+//! builds; otherwise now): a wall clock earlier than that looks unset (`store/clock.rs`).
+//!
 //! The target dir is found as the nearest ancestor of `OUT_DIR` holding the
 //! `CACHEDIR.TAG` file cargo writes at the root of every target dir; that works for
 //! `--target <triple>`, `--profile`, `CARGO_TARGET_DIR` and `--target-dir` alike, which a
@@ -26,6 +29,8 @@ mod cli;
 fn main() -> std::io::Result<()> {
     println!("cargo:rerun-if-changed=src/cli.rs");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    println!("cargo:rustc-env=EDGEHOOK_BUILD_UNIX_SECS={}", build_time());
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let assets = target_dir(&out_dir).join("assets");
     std::fs::create_dir_all(&assets)?;
@@ -65,4 +70,16 @@ fn target_dir(out_dir: &Path) -> PathBuf {
         .or_else(|| out_dir.ancestors().nth(4))
         .unwrap_or(out_dir)
         .to_path_buf()
+}
+
+/// Unix seconds of this build: `SOURCE_DATE_EPOCH` (reproducible-builds.org) or now.
+fn build_time() -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        })
 }

@@ -316,6 +316,7 @@ pub fn maintenance_interval(queue: &config::QueueConfig) -> Duration {
 
 /// Housekeeping on [`maintenance_interval`] of the current config; while storage fails,
 /// also a probe write every [`PROBE_INTERVAL`] so the failure clears once it works again.
+/// Every tick also checks the wall clock against elapsed time (`Store::watch_clock`).
 async fn maintain(store: Store, config: Live, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(PROBE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -324,6 +325,9 @@ async fn maintain(store: Store, config: Live, cancel: CancellationToken) {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        if store.watch_clock().await.is_err() {
+            return;
         }
         // A failed probe needs no handling here: the writer logged it and health says so.
         if store.failure().is_some()

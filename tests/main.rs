@@ -11,6 +11,9 @@ mod util;
 // Operator commands over the admin socket (status, dead letters, wake, pause, reload,
 // metrics), who may use it, and the generated man page and completions.
 mod admin;
+// Wall-clock steps (libfaketime), running and across restarts: schedules and ages follow
+// elapsed time; an unset clock is reported.
+mod clock_jumps;
 // `check-config` and `run` against valid and invalid config files.
 mod config_cli;
 // check-config = run's checks: groups, directories, certificates, secrets, same messages.

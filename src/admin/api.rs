@@ -35,7 +35,7 @@ use crate::deliver::status::{Control, Shown, State, Status};
 use crate::metrics;
 use crate::reply::{error, json, not_allowed, ApiError};
 use crate::store::admin::{DeadFilter, EndpointCounts};
-use crate::store::{now_ms, Hold};
+use crate::store::{clock, now_ms, Hold};
 use crate::transfer;
 
 /// Answer bodies: JSON whole, transfer bundles and receipts streamed.
@@ -160,6 +160,7 @@ async fn status(ctx: &Ctx) -> Result<Value, ApiError> {
             "exported": counts.iter().map(|c| c.exported).sum::<u64>(),
             "dead": counts.iter().map(|c| c.dead).sum::<u64>(),
         },
+        "clock": clock_json(&rt.store.clock()),
         "endpoints": rows,
     }))
 }
@@ -558,8 +559,27 @@ fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// A stored (queue) time as wall-clock RFC 3339, corrected by the clock steps since start.
 fn rfc3339_ms(ms: i64) -> String {
+    rfc3339_wall(clock::wall_of(ms))
+}
+
+fn rfc3339_wall(ms: i64) -> String {
     rfc3339(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
+}
+
+/// The wall clock against elapsed time (`store/clock.rs`).
+fn clock_json(c: &clock::Report) -> Value {
+    json!({
+        "now": rfc3339_wall(c.wall_ms),
+        "unset": c.unset,
+        "built_at": rfc3339_wall(c.built_ms),
+        "stepped_secs": c.stepped_ms / 1000,
+        "last_step": c.last_step.map(|s| json!({
+            "at": rfc3339_wall(s.at_ms),
+            "secs": s.size_ms / 1000,
+        })),
+    })
 }
 
 fn ok(body: Value) -> Reply {

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use super::render::{age, cell, shorten, size, state_color, truncate, Color, Style, Table};
 use crate::cli::{AdminArgs, DeadAction, DeadArgs, DeadSelect, EndpointArg, ReadArgs, WakeArgs};
 use crate::config::socket::{self, Located, SocketKey};
+use crate::store::clock::format_step;
 
 /// Longest the CLI waits for an answer; a reload may take a while (it builds TLS clients).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
@@ -346,6 +347,28 @@ fn state_text(e: &Value) -> String {
     }
 }
 
+/// The status line about the wall clock, when it looks unset or has stepped.
+fn clock_line(c: &Value, style: Style) -> Option<String> {
+    if c["unset"].as_bool() == Some(true) {
+        let unset = format!(
+            "looks unset: {} is before this edgehook was built ({})",
+            str_of(&c["now"]),
+            str_of(&c["built_at"])
+        );
+        return Some(format!(
+            "{}; set it (NTP, RTC). Queue schedules and ages follow elapsed time meanwhile",
+            style.paint(&unset, Some(Color::Red))
+        ));
+    }
+    let step = &c["last_step"];
+    let secs = step["secs"].as_i64()?;
+    Some(format!(
+        "stepped by {} at {}; queue schedules and ages follow elapsed time",
+        style.paint(&format_step(secs * 1000), Some(Color::Yellow)),
+        str_of(&step["at"])
+    ))
+}
+
 fn format_status(v: &Value, style: Style) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -402,6 +425,9 @@ fn format_status(v: &Value, style: Style) -> String {
         num(&q["pending"]),
         num(&q["dead"])
     );
+    if let Some(line) = clock_line(&v["clock"], style) {
+        let _ = writeln!(out, "clock    {line}");
+    }
     let endpoints = v["endpoints"].as_array().cloned().unwrap_or_default();
     if endpoints.is_empty() {
         let _ = writeln!(out, "\nno endpoints configured");
@@ -570,5 +596,31 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
+        assert!(
+            !text.contains("clock    "),
+            "a good clock is not mentioned:\n{text}"
+        );
+    }
+
+    #[test]
+    fn status_reports_an_unset_or_stepped_clock() {
+        let status = |clock: Value| {
+            let v =
+                json!({"config": {}, "reloads": {}, "queue": {}, "endpoints": [], "clock": clock});
+            format_status(&v, Style::plain())
+        };
+        let text = status(json!({"now": "1970-01-01T00:00:10Z", "unset": true,
+            "built_at": "2026-12-04T18:00:00Z", "stepped_secs": 0, "last_step": null}));
+        assert!(
+            text.contains("clock    looks unset: 1970-01-01T00:00:10Z is before this edgehook was built (2026-12-04T18:00:00Z); set it (NTP, RTC)"),
+            "{text}"
+        );
+        let text = status(json!({"now": "2026-12-06T18:00:00Z", "unset": false,
+            "built_at": "2026-12-04T18:00:00Z", "stepped_secs": 172_800,
+            "last_step": {"at": "2026-12-06T17:00:00Z", "secs": 172_800}}));
+        assert!(
+            text.contains("clock    stepped by +2d 00:00:00 at 2026-12-06T17:00:00Z; queue schedules and ages follow elapsed time"),
+            "{text}"
+        );
     }
 }

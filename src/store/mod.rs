@@ -11,6 +11,7 @@
 //! so they never hold up a worker.
 
 pub mod admin;
+pub mod clock;
 pub mod deliveries;
 pub mod files;
 mod hold;
@@ -32,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::{Durability, QueueConfig};
 use crate::event::Event;
 
+pub use clock::now_ms;
 pub use hold::Hold;
 pub use schema::{STATE_DEAD, STATE_DELIVERED, STATE_EXPORTED, STATE_PENDING};
 
@@ -123,6 +125,8 @@ struct Inner {
     low: Arc<Mutex<Option<String>>>,
     /// Events dropped by `when_full = "drop_oldest"` since start.
     dropped: Arc<AtomicU64>,
+    /// Wall-clock steps and an unset clock, reported once each.
+    clock: Mutex<clock::Watch>,
 }
 
 impl Store {
@@ -132,6 +136,7 @@ impl Store {
     pub fn open(path: &Path, queue: &QueueConfig) -> anyhow::Result<Store> {
         let mut conn = open_connection(path, queue.durability)?;
         schema::migrate(&mut conn).map_err(|e| corrupt_or(path, e))?;
+        clock::fold(&mut conn).map_err(|e| corrupt_or(path, e))?;
         let (inserted_tx, inserted) = tokio::sync::watch::channel(0);
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let reserve = reserve::Reserve::new(dir, queue.reserve);
@@ -164,6 +169,7 @@ impl Store {
                 failing,
                 low,
                 dropped,
+                clock: Mutex::new(clock::Watch::start()),
             }),
         })
     }
@@ -254,6 +260,30 @@ impl Store {
         let (reply, rx) = oneshot::channel();
         self.send(writer::Command::Probe(reply)).await?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Log a wall-clock step or an unset clock (once each) and record a step in the
+    /// queue's clock marker. The daemon calls it every second; nothing stored moves.
+    pub async fn watch_clock(&self) -> Result<(), StoreError> {
+        let step = self
+            .inner
+            .clock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .check();
+        match step {
+            Some(marker) => self.send(writer::Command::MarkClock(marker)).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The wall clock as `status` shows it: unset?, steps since start.
+    pub fn clock(&self) -> clock::Report {
+        self.inner
+            .clock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .report()
     }
 
     /// Events dropped to make room (`queue.when_full = "drop_oldest"`) since start.
@@ -435,14 +465,6 @@ fn is_corrupt(err: &rusqlite::Error) -> bool {
         err.sqlite_error_code(),
         Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
     )
-}
-
-/// Milliseconds since the Unix epoch; the store's clock for every timestamp column.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -65,6 +65,15 @@ const MIGRATIONS: &[&str] = &[
         imported_at INTEGER NOT NULL,
         PRIMARY KEY (origin, event_id, endpoint)
     ) WITHOUT ROWID;",
+    // 2 → 3: what the last run knew of its clocks (`clock.rs`): stored times follow
+    // elapsed time across wall-clock steps and restarts.
+    "CREATE TABLE clock (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        boot_id     TEXT    NOT NULL,
+        base_ms     INTEGER NOT NULL,
+        queue_ms    INTEGER NOT NULL,
+        wall_ms     INTEGER NOT NULL
+    );",
 ];
 
 /// Delivery states stored in `deliveries.state`.

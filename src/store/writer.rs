@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use super::admin;
+use super::clock;
 use super::deliveries::{self, Update};
 use super::purge;
 use super::reserve::Reserve;
@@ -79,6 +80,8 @@ pub(super) enum Command {
     },
     Configure(QueueConfig),
     Maintain,
+    /// Record what the queue clock knows after a wall-clock step (`clock.rs`).
+    MarkClock(clock::Marker),
     /// Answered after the group it joins has committed: the watchdog's proof of progress.
     Ping(oneshot::Sender<Result<(), StoreError>>),
     /// A one-page write (`user_version` rewritten with its value): proves that storage
@@ -377,6 +380,13 @@ impl Group {
                     if let Err(err) = maintain(conn, state) {
                         warn!(error = %err, "Queue housekeeping failed; will try again.");
                     }
+                }
+            }
+            Command::MarkClock(marker) => {
+                if let Err(err) =
+                    open.and_then(|()| clock::mark(conn, &marker).map_err(unavailable))
+                {
+                    warn!(error = %err, "Recording the clock step failed; a reboot may misjudge the down time.");
                 }
             }
             Command::Ping(reply) => self.pending.push(Pending::Done(reply, Ok(()))),

@@ -37,6 +37,7 @@ pub struct Builder {
     extra: String,
     wrapper: Vec<OsString>,
     relative_config: bool,
+    env: Vec<(OsString, OsString)>,
 }
 
 impl Default for Builder {
@@ -63,6 +64,7 @@ impl Builder {
             extra: String::new(),
             wrapper: Vec::new(),
             relative_config: false,
+            env: Vec::new(),
         }
     }
 
@@ -126,6 +128,12 @@ impl Builder {
         self
     }
 
+    /// Set these variables for every run of the daemon (e.g. a [`super::clock::FakeClock`]'s).
+    pub fn env(mut self, vars: Vec<(OsString, OsString)>) -> Self {
+        self.env.extend(vars);
+        self
+    }
+
     fn config_text(&self) -> String {
         let dir = self.dir.path();
         let mut text = format!(
@@ -171,6 +179,7 @@ impl Builder {
             notify_path,
             wrapper: self.wrapper,
             relative_config: self.relative_config,
+            env: self.env,
             child: None,
             pid: None,
         }
@@ -211,6 +220,7 @@ pub struct TestDaemon {
     wrapper: Vec<OsString>,
     /// Started from its temp dir with `--config edgehook.toml`.
     relative_config: bool,
+    env: Vec<(OsString, OsString)>,
     child: Option<Child>,
     /// The daemon's own pid (differs from the child's under a wrapper).
     pid: Option<Pid>,
@@ -485,6 +495,7 @@ impl TestDaemon {
             .env_remove("LISTEN_FDS")
             .env_remove("JOURNAL_STREAM")
             .env("NOTIFY_SOCKET", &self.notify_path)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(stderr.try_clone().expect("dup of the log file"))
             .stderr(stderr);

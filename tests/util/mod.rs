@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod daemon;
 pub mod delivery;
 pub mod tools;
