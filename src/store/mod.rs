@@ -265,12 +265,7 @@ impl Store {
     /// Log a wall-clock step or an unset clock (once each) and record a step in the
     /// queue's clock marker. The daemon calls it every second; nothing stored moves.
     pub async fn watch_clock(&self) -> Result<(), StoreError> {
-        let step = self
-            .inner
-            .clock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .check();
+        let step = self.clock_watch().check();
         match step {
             Some(marker) => self.send(writer::Command::MarkClock(marker)).await,
             None => Ok(()),
@@ -279,11 +274,11 @@ impl Store {
 
     /// The wall clock as `status` shows it: unset?, steps since start.
     pub fn clock(&self) -> clock::Report {
-        self.inner
-            .clock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .report()
+        self.clock_watch().report()
+    }
+
+    fn clock_watch(&self) -> std::sync::MutexGuard<'_, clock::Watch> {
+        self.inner.clock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Events dropped to make room (`queue.when_full = "drop_oldest"`) since start.
