@@ -48,11 +48,14 @@ const READ_RETRY: Duration = Duration::from_secs(1);
 /// The cursor before the first row.
 const START: (i64, i64) = (i64::MIN, i64::MIN);
 
-/// The time, as the scheduler needs it: monotonic for schedules, wall for the store's rows.
+/// The time, as the scheduler needs it: monotonic for schedules, the store's clock for
+/// the rows' times, wall for people.
 #[derive(Debug, Clone, Copy)]
 pub struct Now {
     pub mono: Instant,
     pub wall: SystemTime,
+    /// [`crate::store::now_ms`]: elapsed time, not moved by wall-clock steps.
+    pub store_ms: i64,
 }
 
 impl Now {
@@ -60,14 +63,8 @@ impl Now {
         Now {
             mono: Instant::now(),
             wall: SystemTime::now(),
+            store_ms: crate::store::now_ms(),
         }
-    }
-
-    /// Wall clock in unix milliseconds, the store's unit.
-    pub fn wall_ms(&self) -> i64 {
-        self.wall
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64)
     }
 }
 
@@ -284,7 +281,7 @@ impl Scheduler {
         }
         // With nothing in flight or waiting, start from the beginning; a cursor in the
         // future means the wall clock went back, and the rows' times with it.
-        if (self.in_flight.is_empty() && self.busy_keys.is_empty()) || self.cursor.0 > now.wall_ms()
+        if (self.in_flight.is_empty() && self.busy_keys.is_empty()) || self.cursor.0 > now.store_ms
         {
             self.cursor = START;
         }
@@ -313,7 +310,7 @@ impl Scheduler {
         if self.local.is_empty() && (!read_any || fetch == Fetch::Head) {
             let next = found
                 .next_due_at
-                .map(|at| now.mono + Duration::from_millis((at - now.wall_ms()).max(0) as u64));
+                .map(|at| now.mono + Duration::from_millis((at - now.store_ms).max(0) as u64));
             self.idle_until = Some(next.unwrap_or(now.mono + IDLE_RECHECK));
         }
     }

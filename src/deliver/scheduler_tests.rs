@@ -40,6 +40,10 @@ impl Clock {
         Now {
             mono: self.mono,
             wall: self.wall,
+            store_ms: self
+                .wall
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
         }
     }
     fn advance(&mut self, d: Duration) {
@@ -47,7 +51,7 @@ impl Clock {
         self.wall += d;
     }
     fn ms(&self) -> i64 {
-        self.now().wall_ms()
+        self.now().store_ms
     }
 }
 

@@ -23,7 +23,7 @@ use super::status::{Control, EndpointHandle};
 use crate::config::EndpointConfig;
 use crate::sign::Signer;
 use crate::store::deliveries;
-use crate::store::{Hold, Store, StoreError};
+use crate::store::{now_ms, Hold, Store, StoreError};
 
 /// Everything one worker needs; built by the dispatcher from the config.
 pub struct Worker {
@@ -131,7 +131,7 @@ impl Worker {
         let name = self.endpoint.name.clone();
         self.store
             .read(move |c| {
-                let now = Now::read().wall_ms();
+                let now = now_ms();
                 match fetch {
                     Fetch::Head => Ok(Fetched {
                         rows: deliveries::head(c, &name)?.into_iter().collect(),
