@@ -736,6 +736,21 @@ fn purge_deletes_an_orphaned_backlog_and_frees_its_bytes() {
         4,
         "nothing deleted by a refusal (old-dead, old-1, old-2, both-1)"
     );
+    // On a terminal it shows the counts and asks; "n" deletes nothing.
+    if let Some(no) = on_terminal(&d, "purge --endpoint old", "n\n", &[]) {
+        assert!(
+            no.contains("Purge endpoint old: 3 pending and 1 dead deliveries? They are deleted for good. [y/N]"),
+            "{no:?}"
+        );
+        assert!(
+            no.contains("purge cancelled; nothing was deleted"),
+            "{no:?}"
+        );
+        assert_eq!(
+            d.query_i64("SELECT COUNT(*) FROM deliveries WHERE endpoint = 'old'", []),
+            4
+        );
+    }
 
     let out = ok(&d, &["purge", "--endpoint", "old", "--yes"]);
     assert!(
