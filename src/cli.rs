@@ -29,7 +29,7 @@ pub enum Command {
     /// Run the daemon in the foreground (what the systemd unit runs).
     Run(ConfigArg),
     /// One-command tour: the real daemon, socket, queue and TLS, with a built-in HTTPS receiver.
-    Demo,
+    Demo(DemoArgs),
     /// Validate the config and print a summary with secrets redacted (like nginx -t).
     CheckConfig(ConfigArg),
     /// Send one event to a running daemon through its socket.
@@ -59,6 +59,13 @@ pub enum Command {
     Import(ImportArgs),
     /// Air-gapped site: receipts from the connected site.
     Receipt(ReceiptArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Tour air-gapped transfer instead: two relays, export, import, receipt
+    #[arg(long)]
+    pub air_gap: bool,
 }
 
 #[derive(Debug, Args)]

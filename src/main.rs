@@ -35,7 +35,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             logging::set_format(config.daemon.log_format);
             daemon::run(config, shutdown, || ()).await
         }
-        Command::Demo => edgehook::demo::tour::run().await,
+        Command::Demo(args) if args.air_gap => edgehook::demo::airgap::run().await,
+        Command::Demo(_) => edgehook::demo::tour::run().await,
         Command::CheckConfig(args) => {
             let path = config::resolve_path(args.config.as_deref());
             let config = config::load(&path)?;

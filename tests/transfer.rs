@@ -362,3 +362,13 @@ fn transfer_without_a_key_says_how_to_set_one() {
     assert!(err.contains("no [transfer] key"), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn air_gap_demo_tours_the_round_trip() {
+    let (code, out, err) = run_cli(&["demo", "--air-gap"], None);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("Summary: 2 events from site A delivered by site B in 2 requests (2 signatures verified); 0 left at A, 0 at B"),
+        "{out}"
+    );
+}

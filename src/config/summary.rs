@@ -138,6 +138,11 @@ pub fn summary(config: &Config) -> String {
     );
     line(&mut out, 2, "reserve", format_size(q.reserve));
 
+    if let Some(key) = &config.transfer.key {
+        section(&mut out, "[transfer]");
+        line(&mut out, 2, "key", key);
+    }
+
     for endpoint in &config.endpoints {
         section(&mut out, &format!("[[endpoint]] {}", endpoint.name));
         write_endpoint(&mut out, endpoint);

@@ -13,12 +13,13 @@ use tokio::sync::oneshot;
 
 use super::pki;
 use super::receiver::{Receiver, Recorded};
+use crate::store::{STATE_EXPORTED, STATE_PENDING};
 use crate::{config, daemon, uds_client};
 
 /// The signing secret the demo endpoints use and the receiver verifies (demo only).
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub(super) const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// Longest the demo waits for deliveries before it calls the run a failure.
-const WAIT: Duration = Duration::from_secs(15);
+pub(super) const WAIT: Duration = Duration::from_secs(15);
 
 pub async fn run() -> anyhow::Result<()> {
     let started = Instant::now();
@@ -50,23 +51,7 @@ pub async fn run() -> anyhow::Result<()> {
     say(&format!("  socket    {}", socket.display()));
     say(&format!("  queue     {}", db.display()));
 
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = oneshot::channel::<()>();
-    let daemon = tokio::spawn(daemon::run(
-        config,
-        async {
-            let _ = stop_rx.await;
-        },
-        move || {
-            let _ = ready_tx.send(());
-        },
-    ));
-    if ready_rx.await.is_err() {
-        return Err(daemon
-            .await?
-            .err()
-            .unwrap_or_else(|| anyhow::anyhow!("daemon stopped")));
-    }
+    let daemon = start(config).await?;
 
     say("\n1. Link up: three events through the socket");
     for (t, data) in seeds(0) {
@@ -97,8 +82,7 @@ pub async fn run() -> anyhow::Result<()> {
         back.elapsed().as_secs_f64()
     ));
 
-    let _ = stop_tx.send(());
-    daemon.await??;
+    daemon.stop().await?;
     let bad = got.iter().filter(|r| r.signature_ok != Some(true)).count();
     let mut ids: Vec<&str> = got.iter().filter_map(|r| r.header("webhook-id")).collect();
     ids.sort_unstable();
@@ -121,6 +105,41 @@ pub async fn run() -> anyhow::Result<()> {
         bail!("{bad} deliveries failed signature verification");
     }
     Ok(())
+}
+
+/// A daemon running in this process until [`Running::stop`].
+pub(super) struct Running {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    pub(super) async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await?
+    }
+}
+
+/// Run the daemon with `config` in this process; returns once it is ready.
+pub(super) async fn start(config: config::Config) -> anyhow::Result<Running> {
+    let (stop, stop_rx) = oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(daemon::run(
+        config,
+        async {
+            let _ = stop_rx.await;
+        },
+        move || {
+            let _ = ready_tx.send(());
+        },
+    ));
+    if ready_rx.await.is_err() {
+        return Err(task
+            .await?
+            .err()
+            .unwrap_or_else(|| anyhow::anyhow!("daemon stopped")));
+    }
+    Ok(Running { stop, task })
 }
 
 fn config_text(dir: &Path, ca: &Path, receiver: &Receiver) -> String {
@@ -152,7 +171,7 @@ socket = "{dir}/edgehook.sock"
 }
 
 /// One demo `[[endpoint]]`: signed, short retries (so the outage drains fast), our CA.
-fn endpoint(name: &str, url: &str, events: &str, extra: &str, ca: &Path) -> String {
+pub(super) fn endpoint(name: &str, url: &str, events: &str, extra: &str, ca: &Path) -> String {
     format!(
         r#"
 [[endpoint]]
@@ -173,7 +192,7 @@ ca_file = "{ca}"
 }
 
 /// Seed-style events (Coherent Spark, Cisco Webex) for round `n`.
-fn seeds(n: u32) -> Vec<(&'static str, serde_json::Value)> {
+pub(super) fn seeds(n: u32) -> Vec<(&'static str, serde_json::Value)> {
     vec![
         (
             "UploadProduct",
@@ -190,7 +209,11 @@ fn seeds(n: u32) -> Vec<(&'static str, serde_json::Value)> {
     ]
 }
 
-async fn send(socket: &Path, event_type: &str, data: serde_json::Value) -> anyhow::Result<()> {
+pub(super) async fn send(
+    socket: &Path,
+    event_type: &str,
+    data: serde_json::Value,
+) -> anyhow::Result<()> {
     let body = serde_json::to_vec(&json!({"type": event_type, "data": data}))?;
     let (status, reply) =
         uds_client::request(socket, "POST", "/v1/events", Some("application/json"), body).await?;
@@ -206,7 +229,7 @@ async fn send(socket: &Path, event_type: &str, data: serde_json::Value) -> anyho
     Ok(())
 }
 
-fn show(requests: &[Recorded]) {
+pub(super) fn show(requests: &[Recorded]) {
     for r in requests {
         say(&format!(
             "   ← {:<7} {:<17} {} attempt {} signature {} {}",
@@ -225,7 +248,7 @@ fn show(requests: &[Recorded]) {
 }
 
 /// Wait until the daemon has recorded every delivery as done (nothing pending on disk).
-async fn drained(db: &Path) -> anyhow::Result<()> {
+pub(super) async fn drained(db: &Path) -> anyhow::Result<()> {
     let deadline = Instant::now() + WAIT;
     while pending(db)? > 0 {
         if Instant::now() > deadline {
@@ -236,17 +259,19 @@ async fn drained(db: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn pending(db: &Path) -> anyhow::Result<i64> {
+pub(super) fn pending(db: &Path) -> anyhow::Result<i64> {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("opening {}", db.display()))?;
-    Ok(
-        conn.query_row("SELECT COUNT(*) FROM deliveries WHERE state = 0", [], |r| {
-            r.get(0)
-        })?,
-    )
+    Ok(conn.query_row(
+        &format!(
+            "SELECT COUNT(*) FROM deliveries WHERE state IN ({STATE_PENDING}, {STATE_EXPORTED})"
+        ),
+        [],
+        |r| r.get(0),
+    )?)
 }
 
-fn say(line: &str) {
+pub(super) fn say(line: &str) {
     println!("{line}");
 }

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use http_body_util::channel::Channel;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -20,11 +19,11 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 
 use super::format::{check_complete, Kind};
-use super::routes::SUMMARY_HEADER;
+use super::routes::{file_body, SUMMARY_HEADER};
 use crate::admin::client::{reply_error, unreachable};
 use crate::cli::AdminArgs;
 use crate::cli::{ExportArgs, ImportArgs, ReceiptAction, ReceiptArgs};
@@ -166,42 +165,25 @@ fn progress(len: Option<u64>) -> ProgressBar {
 /// `file` as a request body read in chunks, and the bar its upload moves; once the upload
 /// is done the bar turns into a spinner while the daemon works.
 async fn upload(file: &Path, what: &str) -> anyhow::Result<(ReqBody, ProgressBar)> {
-    let mut f = tokio::fs::File::open(file)
+    let f = tokio::fs::File::open(file)
         .await
         .with_context(|| format!("cannot open {}", file.display()))?;
     let len = f.metadata().await?.len();
     let bar = progress(Some(len));
     bar.set_message(what.to_string());
-    let (mut sender, body) = Channel::<Bytes, std::io::Error>::new(4);
-    let b = bar.clone();
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match f.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => {
-                    if sender
-                        .send_data(Bytes::copy_from_slice(&buf[..n]))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    b.inc(n as u64);
-                }
-                Err(e) => {
-                    sender.abort(e);
-                    return;
-                }
-            }
-        }
-        b.set_style(
-            ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        b.set_message("verifying and applying");
-    });
-    Ok((body.boxed(), bar))
+    let (b, done) = (bar.clone(), bar.clone());
+    let body = file_body(
+        f,
+        move |n| b.inc(n),
+        move || {
+            done.set_style(
+                ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            done.set_message("verifying and applying");
+        },
+    );
+    Ok((body, bar))
 }
 
 /// One request over the admin socket; the answer's body is left to stream.

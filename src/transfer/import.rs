@@ -15,20 +15,16 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use chacha20poly1305::Key;
-use http_body_util::channel::Channel;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::Response;
 use serde_json::json;
-use tokio::io::AsyncReadExt;
 use tokio::runtime::Handle;
 use tracing::info;
 
 use super::format::Kind;
 use super::records::{Delivery, Header, Line, Reader, Receipted, Site, Writer};
-use super::routes::{blocking, key, refused, site, spool, streamed, unexpected, Body};
+use super::routes::{blocking, file_body, key, refused, site, spool, streamed, unexpected, Body};
 use crate::config::Config;
 use crate::ingest::route::order_key;
 use crate::reply::ApiError;
@@ -97,35 +93,13 @@ pub(super) async fn run(rt: &Arc<Runtime>, body: Incoming) -> Result<Response<Bo
         "already": already,
         "endpoints": verified.endpoints,
     });
-    let (mut sender, body) = Channel::<Bytes, io::Error>::new(4);
-    let mut file = tokio::fs::File::from_std(
+    let file = tokio::fs::File::from_std(
         receipt
             .reopen()
             .map_err(|e| ApiError::unavailable(format!("cannot read the receipt: {e}")))?,
     );
-    tokio::spawn(async move {
-        let _keep = receipt;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match file.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => {
-                    if sender
-                        .send_data(Bytes::copy_from_slice(&buf[..n]))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    sender.abort(e);
-                    break;
-                }
-            }
-        }
-    });
-    Ok(streamed(body.boxed(), &summary))
+    let body = file_body(file, |_| (), move || drop(receipt));
+    Ok(streamed(body, &summary))
 }
 
 /// Read the whole bundle once: authenticated, complete, well formed.

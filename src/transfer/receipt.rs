@@ -45,7 +45,9 @@ pub(super) async fn run(rt: &Arc<Runtime>, body: Incoming) -> Result<Value, ApiE
     let (removed, missing) = blocking(move || apply(&store, &handle, &key, &path)).await?;
     drop(spooled);
     info!(
-        bundle = %header.bundle, importer = ?header.importer, removed, missing,
+        bundle = %header.bundle,
+        importer = %header.importer.as_ref().map(ToString::to_string).unwrap_or_default(),
+        removed, missing,
         "Applied a receipt; the deliveries it names are removed."
     );
     Ok(json!({

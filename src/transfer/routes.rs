@@ -18,13 +18,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chacha20poly1305::Key;
+use http_body_util::channel::Channel;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response};
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::records::Site;
 use crate::config::Config;
@@ -136,6 +137,33 @@ pub(super) fn streamed(body: Body, summary: &Value) -> Response<Body> {
         r.headers_mut().insert(SUMMARY_HEADER, v);
     }
     r
+}
+
+/// `file` as a streamed body, read in 64 KiB chunks: `progress(n)` after each chunk is
+/// taken, `done()` after the last. A read error aborts the body.
+pub(crate) fn file_body(
+    mut file: tokio::fs::File,
+    progress: impl Fn(u64) + Send + 'static,
+    done: impl FnOnce() + Send + 'static,
+) -> Body {
+    let (mut sender, body) = Channel::<Bytes, io::Error>::new(4);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match file.read(&mut buf).await {
+                Ok(0) => break done(),
+                Ok(n) => {
+                    let chunk = Bytes::copy_from_slice(&buf[..n]);
+                    if sender.send_data(chunk).await.is_err() {
+                        break;
+                    }
+                    progress(n as u64);
+                }
+                Err(e) => break sender.abort(e),
+            }
+        }
+    });
+    body.boxed()
 }
 
 /// A verification failure as a refusal: nothing of the file was applied.

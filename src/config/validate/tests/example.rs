@@ -43,6 +43,9 @@ fn example_config_documents_every_key_with_its_default() {
     let key = dir.path().join("keys/spark");
     std::fs::write(&key, "api-key\n").unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let transfer = dir.path().join("transfer.key");
+    std::fs::write(&transfer, "q83vASNFZ4mrze8BI0VniavN7wEjRWeJq83vASNFZ4k=\n").unwrap();
+    std::fs::set_permissions(&transfer, std::fs::Permissions::from_mode(0o600)).unwrap();
     let env = |name: &str| (name == "SPARK_WEBHOOK_SECRET").then(|| OsString::from(WHSEC));
     let text = uncomment(EXAMPLE);
     let (c, _) = parse_with(&text, &dir.path().join("edgehook.toml"), &env)
@@ -52,6 +55,7 @@ fn example_config_documents_every_key_with_its_default() {
     assert_eq!(format!("{:?}", c.daemon), format!("{:?}", defaults.daemon));
     assert_eq!(format!("{:?}", c.ingest), format!("{:?}", defaults.ingest));
     assert_eq!(format!("{:?}", c.queue), format!("{:?}", defaults.queue));
+    assert!(c.transfer.key.is_some(), "[transfer] key is documented");
     let (e, d) = (&c.endpoints[0], &defaults.endpoints[0]);
     assert_eq!(e.name, "spark");
     assert_eq!(e.url, "https://spark.example.com/hooks");
@@ -91,7 +95,7 @@ fn example_config_documents_every_key_with_its_default() {
         s.secrets[0].source(),
         &SecretSource::Env("SPARK_WEBHOOK_SECRET".into())
     );
-    assert_eq!(c.watched_files, [key]);
+    assert_eq!(c.watched_files, [transfer, key]);
 
     // Every SPEC §11 key appears in the example.
     for key in [
