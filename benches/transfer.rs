@@ -60,12 +60,18 @@ fn main() {
         let r = a.post("/v1/events", "application/x-ndjson", batch.as_bytes());
         assert_eq!(r.status, 202, "{r:?}");
     }
-    println!("  fill A over HTTP (NDJSON batches of {BATCH}): {:.1} s", start.elapsed().as_secs_f64());
+    println!(
+        "  fill A over HTTP (NDJSON batches of {BATCH}): {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
     let raw = a.query_i64(
         "SELECT SUM(length(id) + length(type) + length(timestamp) + length(data)) FROM events",
         [],
     ) as u64;
-    println!("  raw event bytes (id + type + timestamp + data): {:.1} MiB", mib(raw));
+    println!(
+        "  raw event bytes (id + type + timestamp + data): {:.1} MiB",
+        mib(raw)
+    );
 
     let bundle = a.dir().join("a.bundle");
     let s = timed(&a, &["export", "--out", bundle.to_str().expect("utf-8")]);
@@ -106,7 +112,10 @@ fn mib(bytes: u64) -> f64 {
 
 fn cpu_secs(u: &Usage) -> f64 {
     let (user, sys) = (u.user_time(), u.system_time());
-    user.tv_sec() as f64 + user.tv_usec() as f64 / 1e6 + sys.tv_sec() as f64 + sys.tv_usec() as f64 / 1e6
+    user.tv_sec() as f64
+        + user.tv_usec() as f64 / 1e6
+        + sys.tv_sec() as f64
+        + sys.tv_usec() as f64 / 1e6
 }
 
 /// Run one transfer command against `daemon` and describe what it cost.
