@@ -52,6 +52,8 @@ pub enum Command {
     Metrics(AdminArgs),
     /// Delete the backlog (pending and dead deliveries) of an endpoint removed from the config.
     Purge(PurgeArgs),
+    /// Live full-screen view: endpoint states, rates, latency; keys to pause/resume/wake.
+    Top(AdminArgs),
     /// Air-gapped site: write the pending deliveries to an encrypted bundle file (they stay
     /// queued, not sent, until a receipt for them is applied).
     Export(ExportArgs),

@@ -20,7 +20,8 @@
 //!   the shutdown order; [`runtime`]: what it shares with the admin API.
 //! - [`admin`]: the admin socket API and the operator commands that use it (`status`,
 //!   `dead`, `pause`, `reload`…); [`metrics`]: the Prometheus exposition it serves;
-//!   [`reply`]: the JSON replies and errors ingest and admin share.
+//!   [`reply`]: the JSON replies and errors ingest and admin share;
+//!   [`top`]: the live view over the same API.
 //! - [`transfer`]: air-gapped sites: `export`, `import`, `receipt apply` over the admin
 //!   socket, bundles and receipts sealed with the `[transfer] key`.
 //! - [`send`], [`uds_client`]: the `send` command and its socket client.
@@ -58,5 +59,6 @@ pub mod shutdown;
 pub mod sign;
 pub mod store;
 pub mod systemd;
+pub mod top;
 pub mod transfer;
 pub mod uds_client;

@@ -61,6 +61,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => edgehook::transfer::client::export(args).await,
         Command::Import(args) => edgehook::transfer::client::import(args).await,
         Command::Receipt(args) => edgehook::transfer::client::receipt(args).await,
+        Command::Top(args) => edgehook::top::run(args).await,
     }
 }
 

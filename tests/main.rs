@@ -50,6 +50,8 @@ mod lifecycle;
 mod interop;
 // `edgehook send` with --data as text, @file and stdin.
 mod send_cli;
+// `edgehook top` under tmux: a draining backlog on screen, keys, terminal restored.
+mod top;
 // Hot reload: file edits, rename-over, rotated secrets, SIGHUP, refusals, 20 under load.
 mod reload;
 // Socket files and peers: SO_PEERCRED rejection, stale socket, second instance.

@@ -3,7 +3,7 @@
 //!
 //! | route | body / query | answer |
 //! |---|---|---|
-//! | `GET /v1/status` | | version, pid, uptime, config, reloads, queue, `endpoints` |
+//! | `GET /v1/status` | | version, pid, uptime, config, reloads, queue, received, `endpoints` (with `durations`) |
 //! | `GET /v1/endpoints` | | `{"endpoints":[…]}` (configured, then orphaned) |
 //! | `GET /v1/dead` | `?endpoint=E&id=X&id=Y&limit=N` | `{"total":N,"dead":[…]}` |
 //! | `POST /v1/dead/retry` | `{"endpoint"?,"ids"?}` | `{"retried":N}` |
@@ -161,8 +161,14 @@ async fn status(ctx: &Ctx) -> Result<Value, ApiError> {
             "dead": counts.iter().map(|c| c.dead).sum::<u64>(),
         },
         "clock": clock_json(&rt.store.clock()),
+        "received": received_json(rt.received.get()),
         "endpoints": rows,
     }))
+}
+
+/// Events handed to ingest since the daemon started (`edgehook top`'s ingest rate).
+fn received_json((accepted, duplicate, rejected): (u64, u64, u64)) -> Value {
+    json!({"accepted": accepted, "duplicate": duplicate, "rejected": rejected})
 }
 
 async fn endpoints(ctx: &Ctx) -> Result<Value, ApiError> {
@@ -185,10 +191,8 @@ async fn endpoint_rows(
         counts.iter().map(|c| (c.endpoint.as_str(), c)).collect();
     let mut rows = Vec::new();
     for endpoint in &config.endpoints {
-        let status = handles
-            .iter()
-            .find(|h| h.name == endpoint.name)
-            .map(|h| h.status());
+        let handle = handles.iter().find(|h| h.name == endpoint.name);
+        let status = handle.map(|h| h.status());
         let state = match &status {
             Some(s) => s.state.shown(),
             // Between a reload's stop and start, or a worker that could not start.
@@ -203,8 +207,9 @@ async fn endpoint_rows(
             now,
         );
         row["url"] = json!(endpoint.url.to_string());
-        if let Some(s) = &status {
+        if let (Some(s), Some(h)) = (&status, handle) {
             worker_json(&mut row, s);
+            row["durations"] = durations_json(&h.durations());
         }
         rows.push(row);
     }
@@ -229,6 +234,23 @@ fn queue_json(name: &str, state: Shown, counts: Option<&&EndpointCounts>, now: i
         "oldest_pending_age_secs": oldest.map(|at| (now - at).max(0) / 1000),
         "in_flight": null,
     })
+}
+
+/// The delivery-duration histogram since the worker started: upper bounds in seconds
+/// and cumulative counts, the last one for `+Inf` (`edgehook top`'s percentiles).
+fn durations_json(h: &metrics::HistogramSnapshot) -> Value {
+    let mut total = 0;
+    let mut cumulative: Vec<u64> = h
+        .buckets
+        .iter()
+        .map(|(_, n)| {
+            total += n;
+            total
+        })
+        .collect();
+    cumulative.push(h.count);
+    let le: Vec<f64> = h.buckets.iter().map(|(le, _)| *le).collect();
+    json!({"le": le, "cumulative": cumulative, "sum_secs": h.sum_secs})
 }
 
 fn worker_json(row: &mut Value, s: &Status) {

@@ -21,7 +21,7 @@
 mod api;
 pub mod client;
 pub mod purge;
-mod render;
+pub(crate) mod render;
 
 use std::convert::Infallible;
 use std::sync::Arc;
