@@ -263,6 +263,7 @@ fn worker_json(row: &mut Value, s: &Status) {
         "next_probe_at": next.map(rfc3339),
         "next_probe_in_secs": next.map(|n| n.duration_since(SystemTime::now()).unwrap_or_default().as_secs()),
         "in_flight": s.in_flight,
+        "concurrency_limit": s.concurrency_limit,
         "last_error": s.last_error,
         "last_error_at": s.last_error_at.map(rfc3339),
         "last_success_at": s.last_success_at.map(rfc3339),

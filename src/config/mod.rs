@@ -239,7 +239,10 @@ pub struct EndpointConfig {
     pub ordering: Ordering,
     /// JSON pointer into `data`; per-key FIFO.
     pub order_key: Option<String>,
+    /// Most attempts in flight: the fixed `concurrency`, or `max_concurrency` when adaptive.
     pub concurrency: usize,
+    /// `concurrency = "adaptive"`: the limit is learned below `concurrency`.
+    pub adaptive: bool,
     /// Name resolution + TCP connect + TLS handshake (SPEC §12).
     pub connect_timeout: Duration,
     /// The exchange once connected: request written, answer read.

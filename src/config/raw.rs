@@ -32,7 +32,9 @@ pub(super) mod defaults {
     pub const RESERVE: u64 = 4 * 1024 * 1024;
     pub const DEDUPE_WINDOW: &str = "24h";
     pub const KEEP_DELIVERED: &str = "0s";
+    /// Fixed concurrency where a number is needed (`concurrency = 8` is the old default).
     pub const CONCURRENCY: i64 = 8;
+    pub const MAX_CONCURRENCY: i64 = 64;
     pub const TIMEOUT: &str = "10s";
     pub const CONNECT_TIMEOUT: &str = "5s";
     pub const PERMANENT_STATUS: [u16; 3] = [400, 413, 422];
@@ -49,6 +51,14 @@ pub(super) mod defaults {
 }
 
 type S<T> = Option<Spanned<T>>;
+
+/// `concurrency`: `"adaptive"` or a number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawConcurrency {
+    Fixed(i64),
+    Word(String),
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,7 +131,8 @@ pub(super) struct RawEndpoint {
     pub headers: S<BTreeMap<Spanned<String>, Spanned<String>>>,
     pub ordering: S<String>,
     pub order_key: S<String>,
-    pub concurrency: S<i64>,
+    pub concurrency: S<RawConcurrency>,
+    pub max_concurrency: S<i64>,
     pub connect_timeout: S<String>,
     pub timeout: S<String>,
     pub rate_limit: S<String>,

@@ -181,13 +181,15 @@ fn write_endpoint(out: &mut String, e: &EndpointConfig) {
             format_args!("{} (values not shown)", names.join(", ")),
         );
     }
+    let in_flight = if e.adaptive {
+        format!("adaptive concurrency up to {} in flight", e.concurrency)
+    } else {
+        format!("up to {} in flight", e.concurrency)
+    };
     let ordering = match (e.ordering, &e.order_key) {
         (Ordering::Fifo, _) => "fifo (one in flight)".to_owned(),
-        (Ordering::None, Some(key)) => format!(
-            "fifo per order_key {key}, up to {} in flight",
-            e.concurrency
-        ),
-        (Ordering::None, None) => format!("none, up to {} in flight", e.concurrency),
+        (Ordering::None, Some(key)) => format!("fifo per order_key {key}, {in_flight}"),
+        (Ordering::None, None) => format!("none, {in_flight}"),
     };
     line(out, 2, "ordering", ordering);
     line(

@@ -15,6 +15,7 @@ use super::retry::{self, Attempted, Verdict};
 use super::scheduler::Start;
 use super::status::EndpointHandle;
 use crate::config::EndpointConfig;
+use crate::logging::repeats::Repeats;
 use crate::sign::Signer;
 use crate::store::deliveries::Update;
 use crate::store::{now_ms, Committed, Store};
@@ -26,6 +27,9 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Upstream `Date` further than this from our clock is reported (SPEC §5).
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 
+/// A failing store fails every outcome the same way: one line, then a summary a minute.
+static RECORD_FAILED: Repeats = Repeats::new();
+
 /// What an attempt task reports back.
 pub struct Finished {
     pub seq: i64,
@@ -35,6 +39,8 @@ pub struct Finished {
     /// Resolves when the recorded outcome is durable (`None` if nothing was recorded or
     /// handing it to the store failed).
     pub committed: Option<Committed>,
+    /// How long the exchange took (the adaptive limit learns from it).
+    pub latency: Duration,
 }
 
 /// The parts one attempt task needs (cheap clones of the worker's).
@@ -53,7 +59,8 @@ impl Attempter {
         let attempt = due.attempts + 1;
         let started = Instant::now();
         let result = self.send(&start, attempt).await;
-        self.handle.observe_attempt(started.elapsed());
+        let latency = started.elapsed();
+        self.handle.observe_attempt(latency);
         let verdict = retry::decide(&self.endpoint, &result, due.attempts, rand::random());
         let mut committed = None;
         if let Some(outcome) = verdict.outcome(now_ms(), start.keep_place()) {
@@ -64,8 +71,11 @@ impl Attempter {
             committed = match self.store.complete(vec![update]).await {
                 Ok(c) => Some(c),
                 Err(err) => {
-                    warn!(endpoint = %self.endpoint.name, event_id = %due.event_id, error = %err,
-                        "Recording a delivery outcome failed; the delivery stays queued and may be sent again.");
+                    let key = format!("{}: {err}", self.endpoint.name);
+                    if let Some(repeated) = RECORD_FAILED.admit(&key) {
+                        warn!(endpoint = %self.endpoint.name, event_id = %due.event_id, error = %err, repeated,
+                            "Recording a delivery outcome failed; the delivery stays queued and may be sent again.");
+                    }
                     None
                 }
             };
@@ -76,6 +86,7 @@ impl Attempter {
             event_id: start.due.event_id,
             verdict,
             committed,
+            latency,
         }
     }
 

@@ -7,6 +7,7 @@
 //! shows and accepts from outside. Delivery reads and writes only through the [`Store`];
 //! it never talks to ingest (new rows announce themselves through [`Store::inserted`]).
 
+mod adaptive;
 mod attempt;
 mod client;
 mod connect;

@@ -31,6 +31,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::adaptive::{Adaptive, Signal};
 use super::rate::Bucket;
 use super::retry::{self, Verdict};
 use super::status::{Control, State};
@@ -82,7 +83,9 @@ pub enum Keys {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub keys: Keys,
+    /// Most attempts in flight (the cap of the adaptive limit when `adaptive`).
     pub concurrency: usize,
+    pub adaptive: bool,
     pub retry: RetryConfig,
     pub rate_limit: Option<RateLimit>,
 }
@@ -97,6 +100,7 @@ impl Settings {
         Settings {
             keys,
             concurrency: endpoint.concurrency,
+            adaptive: endpoint.adaptive,
             retry: endpoint.retry,
             rate_limit: endpoint.rate_limit,
         }
@@ -173,6 +177,8 @@ enum Mode {
 struct Flight {
     key: Option<String>,
     probe: bool,
+    /// Attempts in flight when it started, itself included (for the adaptive limit).
+    alongside: usize,
 }
 
 /// The scheduling state of one endpoint.
@@ -188,6 +194,8 @@ pub struct Scheduler {
     local: VecDeque<Due>,
     cursor: (i64, i64),
     bucket: Option<Bucket>,
+    /// The learned limit when `concurrency = "adaptive"`.
+    adaptive: Option<Adaptive>,
     /// Finished rows whose outcome is not committed yet.
     settling: HashSet<i64>,
     /// Set when a read found nothing to start: look again at this instant (or when told).
@@ -197,7 +205,11 @@ pub struct Scheduler {
 impl Scheduler {
     pub fn new(settings: Settings, hold: Option<Hold>, now: Instant) -> Scheduler {
         let bucket = settings.rate_limit.map(|r| Bucket::new(r, now));
+        let adaptive = settings
+            .adaptive
+            .then(|| Adaptive::new(settings.concurrency));
         Scheduler {
+            adaptive,
             settings,
             mode: Mode::Online,
             hold,
@@ -228,7 +240,7 @@ impl Scheduler {
         }
         let capacity = match self.mode {
             _ if self.settings.keys == Keys::Fifo && !self.busy_keys.is_empty() => 0,
-            Mode::Online => self.settings.concurrency,
+            Mode::Online => self.limit(),
             Mode::Offline { next_probe, .. }
                 if next_probe <= now.mono && self.in_flight.is_empty() =>
             {
@@ -268,6 +280,7 @@ impl Scheduler {
                 Flight {
                     key: key.clone(),
                     probe,
+                    alongside: self.in_flight.len() + 1,
                 },
             );
             return Action::Start(Start { due, key });
@@ -320,16 +333,21 @@ impl Scheduler {
         self.idle_until = Some(now.mono + READ_RETRY);
     }
 
-    /// An attempt finished with `verdict`. When the verdict records an outcome the row is
-    /// settling until [`Scheduler::settled`]. `unit` in `[0, 1)` feeds the probe jitter.
+    /// An attempt finished with `verdict` after `latency`. When the verdict records an
+    /// outcome the row is settling until [`Scheduler::settled`]. `unit` in `[0, 1)` feeds
+    /// the probe jitter.
     pub fn finished(
         &mut self,
         seq: i64,
         verdict: &Verdict,
+        latency: Duration,
         now: Now,
         unit: f64,
     ) -> Option<Transition> {
         let flight = self.in_flight.remove(&seq)?;
+        if let Some(a) = &mut self.adaptive {
+            a.observe(latency, signal(verdict), flight.alongside);
+        }
         if verdict.records() {
             self.settling.insert(seq);
         }
@@ -360,8 +378,12 @@ impl Scheduler {
                     next_probe: now.mono + retry_in,
                     since,
                 };
-                // From now on the head is read instead of pages.
+                // From now on the head is read instead of pages; what was learned of the
+                // receiver's load may not hold when it comes back.
                 self.rescan();
+                if let Some(a) = &mut self.adaptive {
+                    a.reset();
+                }
                 Some(if first {
                     Transition::WentOffline { retry_in }
                 } else {
@@ -418,6 +440,13 @@ impl Scheduler {
         matches!(self.mode, Mode::Offline { .. })
     }
 
+    /// Attempts allowed in flight while online (the adaptive limit, or `concurrency`).
+    pub fn limit(&self) -> usize {
+        self.adaptive
+            .as_ref()
+            .map_or(self.settings.concurrency, Adaptive::limit)
+    }
+
     /// The state status shows, and how many attempts are in flight.
     pub fn state(&self, now: Now) -> (State, usize) {
         let state = match (self.hold, self.mode) {
@@ -449,6 +478,18 @@ impl Scheduler {
             Keys::Fifo => Some(String::new()),
             Keys::PerDelivery => Some(due.order_key.clone().unwrap_or_default()),
         }
+    }
+}
+
+/// What a verdict says about the receiver's load.
+fn signal(verdict: &Verdict) -> Signal {
+    match verdict {
+        Verdict::Delivered => Signal::Latency,
+        Verdict::Retry { status, .. } | Verdict::Dead { status, .. } => match status {
+            None | Some(429) | Some(503) => Signal::Pressure,
+            Some(_) => Signal::Latency,
+        },
+        Verdict::Offline { .. } | Verdict::Gone => Signal::None,
     }
 }
 

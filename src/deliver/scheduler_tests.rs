@@ -7,11 +7,14 @@ use super::*;
 use crate::config::RetryConfig;
 
 const S: Duration = Duration::from_secs(1);
+/// The latency of every attempt (only the adaptive limit looks at it).
+const MS: Duration = Duration::from_millis(1);
 
 fn settings(keys: Keys, concurrency: usize) -> Settings {
     Settings {
         keys,
         concurrency,
+        adaptive: false,
         retry: RetryConfig {
             initial: S,
             multiplier: 2.0,
@@ -150,7 +153,7 @@ fn online_starts_up_to_concurrency_in_queue_order() {
     assert_eq!(reads.len(), 1);
     assert_eq!(s.state(c.now()), (State::Online, 3));
     // A finished attempt frees its slot at once; the next row comes from memory.
-    assert_eq!(s.finished(1, &Verdict::Delivered, c.now(), 0.5), None);
+    assert_eq!(s.finished(1, &Verdict::Delivered, MS, c.now(), 0.5), None);
     let (started, reads, _) = run(&mut s, &q, &c);
     assert_eq!((started, reads.len()), (vec![4], 0));
 }
@@ -165,7 +168,7 @@ fn pages_follow_the_cursor_and_settling_rows_are_not_read_again() {
     assert_eq!(reads.len(), 3, "two pages and an empty one: {reads:?}");
     assert!(matches!(reads[1], Fetch::Page { after: (_, seq), .. } if seq == PAGE as i64));
     // Delivered but not yet committed: still in the table, must not start again.
-    s.finished(1, &Verdict::Delivered, c.now(), 0.5);
+    s.finished(1, &Verdict::Delivered, MS, c.now(), 0.5);
     let (started, _, _) = run(&mut s, &q, &c);
     assert!(started.is_empty(), "{started:?}");
     s.settled(1, true);
@@ -199,7 +202,7 @@ fn a_retry_wakes_the_scheduler_when_it_falls_due() {
     let mut q = Queue::of(1, c.ms());
     let mut s = Scheduler::new(settings(Keys::None, 8), None, c.mono);
     run(&mut s, &q, &c);
-    s.finished(1, &status(500), c.now(), 0.5);
+    s.finished(1, &status(500), MS, c.now(), 0.5);
     s.settled(1, true);
     q.0[0].next_at = c.ms() + 5_000;
     let (started, _, wait) = run(&mut s, &q, &c);
@@ -216,7 +219,7 @@ fn a_failed_commit_makes_the_row_found_again() {
     let q = Queue::of(1, c.ms());
     let mut s = Scheduler::new(settings(Keys::None, 8), None, c.mono);
     run(&mut s, &q, &c);
-    s.finished(1, &Verdict::Delivered, c.now(), 0.5);
+    s.finished(1, &Verdict::Delivered, MS, c.now(), 0.5);
     s.settled(1, false);
     let (started, _, _) = run(&mut s, &q, &c);
     assert_eq!(started, [1]);
@@ -238,13 +241,13 @@ fn connect_failure_goes_offline_and_probes_only_the_head_on_backoff() {
     let mut s = Scheduler::new(settings(Keys::None, 5), None, c.mono);
     assert_eq!(run(&mut s, &q, &c).0, [1, 2, 3, 4, 5]);
     assert_eq!(
-        s.finished(1, &offline(), c.now(), 0.5),
+        s.finished(1, &offline(), MS, c.now(), 0.5),
         Some(Transition::WentOffline { retry_in: S })
     );
     // The other four were started while online: their failures are not probes, and do
     // not push the first probe out to backoff(5).
     for seq in 2..=5 {
-        assert_eq!(s.finished(seq, &offline(), c.now(), 0.5), None);
+        assert_eq!(s.finished(seq, &offline(), MS, c.now(), 0.5), None);
     }
     let (state, in_flight) = s.state(c.now());
     assert!(matches!(state, State::Offline { next_probe, .. } if next_probe == c.wall + S));
@@ -259,13 +262,13 @@ fn connect_failure_goes_offline_and_probes_only_the_head_on_backoff() {
     let (started, _, _) = run(&mut s, &q, &c);
     assert!(started.is_empty());
     assert_eq!(
-        s.finished(1, &offline(), c.now(), 0.5),
+        s.finished(1, &offline(), MS, c.now(), 0.5),
         Some(Transition::ProbeFailed { retry_in: 2 * S })
     );
     c.advance(2 * S);
     assert_eq!(run(&mut s, &q, &c).0, [1]);
     assert_eq!(
-        s.finished(1, &offline(), c.now(), 0.5),
+        s.finished(1, &offline(), MS, c.now(), 0.5),
         Some(Transition::ProbeFailed { retry_in: 4 * S })
     );
 }
@@ -276,14 +279,14 @@ fn an_answer_brings_the_endpoint_back_online_and_it_drains() {
     let mut q = Queue::of(4, c.ms());
     let mut s = Scheduler::new(settings(Keys::None, 4), None, c.mono);
     run(&mut s, &q, &c);
-    s.finished(1, &offline(), c.now(), 0.5);
+    s.finished(1, &offline(), MS, c.now(), 0.5);
     for seq in 2..=4 {
-        s.finished(seq, &offline(), c.now(), 0.5);
+        s.finished(seq, &offline(), MS, c.now(), 0.5);
     }
     c.advance(S);
     assert_eq!(run(&mut s, &q, &c).0, [1]);
     assert_eq!(
-        s.finished(1, &Verdict::Delivered, c.now(), 0.5),
+        s.finished(1, &Verdict::Delivered, MS, c.now(), 0.5),
         Some(Transition::BackOnline)
     );
     s.settled(1, true);
@@ -298,7 +301,7 @@ fn an_error_status_is_an_answer_but_a_timeout_is_not() {
     let q = Queue::of(1, c.ms());
     let mut s = Scheduler::new(settings(Keys::None, 1), None, c.mono);
     run(&mut s, &q, &c);
-    s.finished(1, &offline(), c.now(), 0.5);
+    s.finished(1, &offline(), MS, c.now(), 0.5);
     c.advance(S);
     run(&mut s, &q, &c);
     let timeout = Verdict::Retry {
@@ -307,12 +310,12 @@ fn an_error_status_is_an_answer_but_a_timeout_is_not() {
         status: None,
         error: "timeout".into(),
     };
-    assert_eq!(s.finished(1, &timeout, c.now(), 0.5), None);
+    assert_eq!(s.finished(1, &timeout, MS, c.now(), 0.5), None);
     assert!(s.is_offline());
     s.settled(1, true);
     run(&mut s, &q, &c);
     assert_eq!(
-        s.finished(1, &status(503), c.now(), 0.5),
+        s.finished(1, &status(503), MS, c.now(), 0.5),
         Some(Transition::BackOnline)
     );
 }
@@ -324,7 +327,7 @@ fn wake_probes_at_once() {
         let q = Queue::of(1, c.ms());
         let mut s = Scheduler::new(settings(Keys::None, concurrency), None, c.mono);
         run(&mut s, &q, &c);
-        s.finished(1, &offline(), c.now(), 0.5);
+        s.finished(1, &offline(), MS, c.now(), 0.5);
         assert!(run(&mut s, &q, &c).0.is_empty());
         s.control(&Control::Wake, c.now());
         assert_eq!(run(&mut s, &q, &c).0, [1], "concurrency {concurrency}");
@@ -342,7 +345,7 @@ fn holds_stop_starting_and_resume_restarts_from_the_head() {
     s.control(&Control::Hold(None), c.now());
     assert_eq!(run(&mut s, &q, &c).0, [1]);
     s.control(&Control::Hold(Some(Hold::Paused)), c.now());
-    s.finished(1, &Verdict::Delivered, c.now(), 0.5);
+    s.finished(1, &Verdict::Delivered, MS, c.now(), 0.5);
     assert!(run(&mut s, &q, &c).0.is_empty());
 }
 
@@ -353,7 +356,7 @@ fn gone_holds_the_endpoint() {
     let mut s = Scheduler::new(settings(Keys::None, 1), None, c.mono);
     run(&mut s, &q, &c);
     assert_eq!(
-        s.finished(1, &Verdict::Gone, c.now(), 0.5),
+        s.finished(1, &Verdict::Gone, MS, c.now(), 0.5),
         Some(Transition::Gone)
     );
     assert_eq!(s.state(c.now()).0, State::Held(Hold::Gone));
@@ -370,7 +373,7 @@ fn fifo_sends_one_at_a_time_and_a_retry_blocks_the_queue_in_memory() {
     let q = Queue::of(3, c.ms());
     let mut s = Scheduler::new(settings(Keys::Fifo, 8), None, c.mono);
     assert_eq!(run(&mut s, &q, &c).0, [1]);
-    s.finished(1, &status(500), c.now(), 0.5);
+    s.finished(1, &status(500), MS, c.now(), 0.5);
     s.settled(1, true);
     // The row keeps its place (its next_at was not moved) and nothing else overtakes it.
     let (started, _, wait) = run(&mut s, &q, &c);
@@ -394,15 +397,15 @@ fn order_keys_serialise_per_key_only() {
     let mut s = Scheduler::new(settings(Keys::PerDelivery, 8), None, c.mono);
     assert_eq!(run(&mut s, &q, &c).0, [1, 3, 5]);
     // A delivered head releases its key: the scan restarts and finds the key's next row.
-    s.finished(1, &Verdict::Delivered, c.now(), 0.5);
+    s.finished(1, &Verdict::Delivered, MS, c.now(), 0.5);
     s.settled(1, true);
     q.remove(1);
     assert_eq!(run(&mut s, &q, &c).0, [2]);
     // A retry holds key "b" but not the others.
-    s.finished(3, &status(503), c.now(), 0.5);
+    s.finished(3, &status(503), MS, c.now(), 0.5);
     s.settled(3, true);
     assert!(run(&mut s, &q, &c).0.is_empty());
-    s.finished(2, &Verdict::Delivered, c.now(), 0.5);
+    s.finished(2, &Verdict::Delivered, MS, c.now(), 0.5);
     s.settled(2, true);
     q.remove(2);
     assert_eq!(run(&mut s, &q, &c).0, [4]);
@@ -436,6 +439,28 @@ fn a_cursor_from_the_future_restarts_the_scan() {
         d.next_at -= 365 * 86_400_000;
     }
     s.notified();
-    s.finished(1, &Verdict::Delivered, c.now(), 0.5);
+    s.finished(1, &Verdict::Delivered, MS, c.now(), 0.5);
     assert_eq!(run(&mut s, &q2, &c).0, [3]);
+}
+
+#[test]
+fn adaptive_concurrency_starts_at_one_grows_and_restarts_after_an_outage() {
+    let c = Clock::new();
+    let q = Queue::of(100, c.ms());
+    let mut st = settings(Keys::None, 16);
+    st.adaptive = true;
+    let mut s = Scheduler::new(st, None, c.mono);
+    assert_eq!(run(&mut s, &q, &c).0, [1]);
+    s.finished(1, &Verdict::Delivered, MS, c.now(), 0.5);
+    assert_eq!(s.limit(), 2);
+    assert_eq!(run(&mut s, &q, &c).0.len(), 2);
+    let (_, in_flight) = s.state(c.now());
+    assert_eq!(in_flight, 2);
+    // 503s cut the limit.
+    s.finished(2, &status(503), MS, c.now(), 0.5);
+    assert_eq!(s.limit(), 1);
+    // Going offline forgets what was learned.
+    s.finished(3, &offline(), MS, c.now(), 0.5);
+    assert!(s.is_offline());
+    assert_eq!(s.limit(), 1);
 }

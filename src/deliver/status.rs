@@ -73,6 +73,8 @@ impl From<Hold> for Shown {
 pub struct Status {
     pub state: State,
     pub in_flight: usize,
+    /// Attempts allowed in flight now (learned when `concurrency = "adaptive"`).
+    pub concurrency_limit: usize,
     pub last_error: Option<String>,
     pub last_error_at: Option<SystemTime>,
     pub last_success_at: Option<SystemTime>,

@@ -21,9 +21,13 @@ use super::retry::Verdict;
 use super::scheduler::{Action, Fetch, Fetched, Now, Scheduler, Settings, Transition};
 use super::status::{Control, EndpointHandle};
 use crate::config::EndpointConfig;
+use crate::logging::repeats::Repeats;
 use crate::sign::Signer;
 use crate::store::deliveries;
 use crate::store::{now_ms, Hold, Store, StoreError};
+
+/// A failing read fails the same way every second: one line, then a summary a minute.
+static READ_FAILED: Repeats = Repeats::new();
 
 /// Everything one worker needs; built by the dispatcher from the config.
 pub struct Worker {
@@ -81,7 +85,9 @@ impl Worker {
                     Action::Fetch(fetch) => match self.fetch(fetch).await {
                         Ok(found) => sched.fetched(fetch, found, Now::read()),
                         Err(err) => {
-                            warn!(endpoint = %name, error = %err, "Reading the queue failed; will retry.");
+                            if let Some(repeated) = READ_FAILED.admit(&format!("{name}: {err}")) {
+                                warn!(endpoint = %name, error = %err, repeated, "Reading the queue failed; will retry.");
+                            }
                             sched.fetch_failed(Now::read());
                         }
                     },
@@ -164,13 +170,25 @@ impl Worker {
             commits.spawn(async move { (seq, committed.wait().await.is_ok()) });
         } else if done.verdict.records() {
             // Handing the outcome to the store failed: the row is still pending.
-            sched.finished(done.seq, &done.verdict, Now::read(), rand::random());
+            sched.finished(
+                done.seq,
+                &done.verdict,
+                done.latency,
+                Now::read(),
+                rand::random(),
+            );
             sched.settled(done.seq, false);
             self.count(&done);
             return;
         }
         self.log(&done);
-        let transition = sched.finished(done.seq, &done.verdict, Now::read(), rand::random());
+        let transition = sched.finished(
+            done.seq,
+            &done.verdict,
+            done.latency,
+            Now::read(),
+            rand::random(),
+        );
         match transition {
             Some(Transition::WentOffline { retry_in }) => {
                 warn!(endpoint = %name, event_id = %done.event_id, attempt = done.attempt,
@@ -227,9 +245,11 @@ impl Worker {
     /// Keep the handle's status snapshot current.
     fn publish(&self, sched: &Scheduler) {
         let (state, in_flight) = sched.state(Now::read());
+        let limit = sched.limit();
         self.handle.update(|s| {
             s.state = state;
             s.in_flight = in_flight;
+            s.concurrency_limit = limit;
         });
     }
 

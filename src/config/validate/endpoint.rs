@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::{position, Ctx};
 use crate::config::filter::{check_glob, check_pointer, MATCH_EXAMPLE, ORDER_KEY_EXAMPLE};
-use crate::config::raw::{defaults, RawEndpoint, RawRetry};
+use crate::config::raw::{defaults, RawConcurrency, RawEndpoint, RawRetry};
 use crate::config::summary::redact_userinfo;
 use crate::config::units;
 use crate::config::{BodyMode, Compress, EndpointConfig, Filter, Ordering, RetryConfig};
@@ -194,7 +194,7 @@ impl Ctx<'_> {
             &[("envelope", BodyMode::Envelope), ("data", BodyMode::Data)],
             BodyMode::Envelope,
         );
-        let concurrency = self.count(&raw.concurrency, &key("concurrency"), defaults::CONCURRENCY);
+        let (concurrency, adaptive) = self.concurrency(raw, &key);
 
         // Every check above has run; only now may a missing name or url end this endpoint.
         Some(EndpointConfig {
@@ -206,6 +206,7 @@ impl Ctx<'_> {
             ordering,
             order_key,
             concurrency,
+            adaptive,
             connect_timeout,
             timeout,
             rate_limit,
@@ -323,6 +324,48 @@ impl Ctx<'_> {
         }
         // Every glob and pointer was checked above; a failure is already reported.
         Filter::new(globs, matches).unwrap_or_default()
+    }
+
+    /// `concurrency` (`"adaptive"`, the default, or a number) and `max_concurrency`: the
+    /// most attempts in flight, and whether the limit is learned below it.
+    fn concurrency(&mut self, raw: &RawEndpoint, key: &dyn Fn(&str) -> String) -> (usize, bool) {
+        let max = self.count(
+            &raw.max_concurrency,
+            &key("max_concurrency"),
+            defaults::MAX_CONCURRENCY,
+        );
+        let Some(v) = &raw.concurrency else {
+            return (max, true);
+        };
+        match v.get_ref() {
+            RawConcurrency::Word(w) if w == "adaptive" => (max, true),
+            RawConcurrency::Fixed(n) => {
+                let fixed = Some(Spanned::new(v.span(), *n));
+                if let Some(m) = &raw.max_concurrency {
+                    self.error(
+                        m.span(),
+                        format!(
+                            "{}: only used with concurrency = \"adaptive\"; remove it or the number",
+                            key("max_concurrency")
+                        ),
+                    );
+                }
+                (
+                    self.count(&fixed, &key("concurrency"), defaults::CONCURRENCY),
+                    false,
+                )
+            }
+            RawConcurrency::Word(w) => {
+                self.error(
+                    v.span(),
+                    format!(
+                        "{}: {w:?} is neither \"adaptive\" nor a number of attempts in flight",
+                        key("concurrency")
+                    ),
+                );
+                (max, true)
+            }
+        }
     }
 
     fn proxy(&mut self, v: &Spanned<String>, key: &str) -> Option<hyper::Uri> {

@@ -143,6 +143,22 @@ fn numbers_and_durations() {
         &endpoint_error("timeout = \"10\""),
         &["timeout: invalid duration \"10\""],
     );
+    let fixed = ok_endpoint("concurrency = 3");
+    assert_eq!((fixed.concurrency, fixed.adaptive), (3, false));
+    let adaptive = ok_endpoint("concurrency = \"adaptive\"\nmax_concurrency = 16");
+    assert_eq!((adaptive.concurrency, adaptive.adaptive), (16, true));
+    assert_has(
+        &endpoint_error("concurrency = \"auto\""),
+        &["concurrency: \"auto\" is neither \"adaptive\" nor a number"],
+    );
+    assert_has(
+        &endpoint_error("concurrency = 4\nmax_concurrency = 16"),
+        &["max_concurrency: only used with concurrency = \"adaptive\""],
+    );
+    assert_has(
+        &endpoint_error("max_concurrency = 0"),
+        &["max_concurrency: 0 must be at least 1"],
+    );
     assert_has(
         &endpoint_error("connect_timeout = \"0s\""),
         &["connect_timeout: must be more than 0"],

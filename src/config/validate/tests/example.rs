@@ -61,13 +61,15 @@ fn example_config_documents_every_key_with_its_default() {
     assert_eq!(e.url, "https://spark.example.com/hooks");
     let fields = |e: &EndpointConfig| {
         format!(
-            "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+            "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
             e.filter,
             e.body,
             e.headers,
             e.ordering,
             e.order_key,
             e.concurrency,
+            e.adaptive,
+            e.connect_timeout,
             e.timeout,
             e.rate_limit,
             e.permanent_status,

@@ -53,7 +53,8 @@ fn endpoint_defaults() {
     assert!(e.headers.is_empty());
     assert_eq!(e.ordering, Ordering::None);
     assert_eq!(e.order_key, None);
-    assert_eq!(e.concurrency, 8);
+    assert_eq!((e.concurrency, e.adaptive), (64, true));
+    assert_eq!(e.connect_timeout, Duration::from_secs(5));
     assert_eq!(e.timeout, Duration::from_secs(10));
     assert_eq!(e.rate_limit, None);
     assert_eq!(e.permanent_status, [400, 413, 422]);
