@@ -200,10 +200,14 @@ pub(super) fn remove_event_if_unused(conn: &Connection, event_seq: i64) -> rusql
     if used {
         return Ok(0);
     }
+    // Not `DELETE … RETURNING`: SQLite builds an ephemeral table for RETURNING on every
+    // call, 10 % of the writer's instructions in the profile (BENCHMARKS.md).
     let size: Option<i64> = conn
-        .prepare_cached("DELETE FROM events WHERE seq = ?1 RETURNING size")?
+        .prepare_cached("SELECT size FROM events WHERE seq = ?1")?
         .query_row([event_seq], |r| r.get(0))
         .optional()?;
+    conn.prepare_cached("DELETE FROM events WHERE seq = ?1")?
+        .execute([event_seq])?;
     Ok(size.unwrap_or(0) as u64)
 }
 

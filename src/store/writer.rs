@@ -32,6 +32,9 @@ use crate::logging::repeats::Repeats;
 /// Upper bound of commands per transaction: keeps one commit's latency bounded.
 const MAX_GROUP: usize = 1024;
 
+/// Prepared statements the writer keeps: more than the ~20 distinct ones it runs.
+const STATEMENT_CACHE: usize = 64;
+
 /// Test hook for the systemd watchdog test: with this variable set to `1` the writer hangs
 /// for good after its first commit, as a writer stuck in a dead disk would. Never set in
 /// production (the shipped unit does not set it); it only makes edgehook stop working.
@@ -214,6 +217,9 @@ impl Pending {
 }
 
 pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Command>, mut state: State) {
+    // Every statement of the write path stays prepared (rusqlite keeps 16 by default,
+    // fewer than the writer uses, so some were parsed again and again).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let wedge = std::env::var_os(WEDGE_ENV).is_some_and(|v| v == "1");
     let mut closing = false;
     while !closing {
@@ -258,7 +264,7 @@ fn set_sync(conn: &Connection, state: &mut State, group: &[Command]) {
     let full = accepts && state.queue.durability == Durability::Full;
     if full != state.sync_full {
         let mode = if full { "FULL" } else { "NORMAL" };
-        match conn.execute_batch(&format!("PRAGMA synchronous = {mode}")) {
+        match exec_cached(conn, &format!("PRAGMA synchronous = {mode}")) {
             Ok(()) => state.sync_full = full,
             Err(err) => warn!(error = %err, "Cannot change PRAGMA synchronous."),
         }
@@ -403,20 +409,19 @@ impl Group {
 
 /// `BEGIN IMMEDIATE`, and note the first seq this group's events will get.
 fn begin(conn: &Connection, state: &mut State) -> Result<(), StoreError> {
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(unavailable)?;
+    exec_cached(conn, "BEGIN IMMEDIATE").map_err(unavailable)?;
     // New rows get seqs above this, unless the newest row is deleted first and its seq
     // reused: `insert_one` lowers the floor then.
     state.group_floor = conn
-        .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
-            r.get(0)
-        })
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM events")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .map_err(unavailable)?;
     Ok(())
 }
 
 /// `COMMIT` an open transaction; on any failure make sure none is left open.
 fn commit(conn: &Connection, open: Result<(), StoreError>) -> Result<(), StoreError> {
-    let commit = open.and_then(|()| conn.execute_batch("COMMIT").map_err(unavailable));
+    let commit = open.and_then(|()| exec_cached(conn, "COMMIT").map_err(unavailable));
     if let Err(err) = &commit {
         if let Some(repeated) = COMMIT_FAILED.admit(&err.to_string()) {
             error!(error = %err, repeated, "Queue commit failed; callers are told to retry.");
@@ -490,12 +495,10 @@ fn savepoint<T>(
     conn: &Connection,
     f: impl FnOnce() -> rusqlite::Result<T>,
 ) -> Result<T, StoreError> {
-    conn.execute_batch("SAVEPOINT admin_call")
-        .map_err(unavailable)?;
+    exec_cached(conn, "SAVEPOINT admin_call").map_err(unavailable)?;
     match f() {
         Ok(v) => {
-            conn.execute_batch("RELEASE admin_call")
-                .map_err(unavailable)?;
+            exec_cached(conn, "RELEASE admin_call").map_err(unavailable)?;
             Ok(v)
         }
         Err(err) => {
@@ -558,8 +561,7 @@ fn insert(
     let bytes_before = state.bytes;
     let incoming = events.iter().map(|e| e.event.stored_size()).sum();
     state.reserve.admit(conn, incoming)?;
-    conn.execute_batch("SAVEPOINT insert_call")
-        .map_err(unavailable)?;
+    exec_cached(conn, "SAVEPOINT insert_call").map_err(unavailable)?;
     let dropping_before = state.dropping.len();
     let mut results = Vec::with_capacity(events.len());
     for ev in &events {
@@ -578,8 +580,7 @@ fn insert(
         }
         results.push(result);
     }
-    conn.execute_batch("RELEASE insert_call")
-        .map_err(unavailable)?;
+    exec_cached(conn, "RELEASE insert_call").map_err(unavailable)?;
     Ok(results)
 }
 
@@ -698,6 +699,13 @@ fn make_room(conn: &Connection, state: &mut State, size: u64) -> Result<(), Stor
 fn prune_dedupe(conn: &Connection, state: &State) -> rusqlite::Result<usize> {
     let cutoff = now_ms() - state.queue.dedupe_window.as_millis() as i64;
     conn.execute("DELETE FROM dedupe WHERE received_at <= ?1", [cutoff])
+}
+
+/// Run a statement that takes no parameters and returns no rows (transaction control),
+/// parsed once per connection: `execute_batch` parsed it again for every group and every
+/// insert call (5 % of the writer's instructions in the profile, BENCHMARKS.md).
+fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 /// Every SQLite failure on the write path becomes "unavailable": the caller answers 503.
