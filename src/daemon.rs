@@ -168,10 +168,15 @@ impl Daemon {
                 self.file_watch = start_watch(&current, &self.runtime.reload_tx);
                 logging::set_format(current.daemon.log_format);
                 info!(trigger = ?request.trigger, endpoints = current.endpoints.len(), "Configuration reloaded.");
+                let restart = self.runtime.restart_keys();
+                if !restart.is_empty() {
+                    warn!(keys = %restart.join(", "), "Changed settings that apply only after a restart keep their start values until then.");
+                }
                 Ok(format!(
-                    "reloaded {}: {} endpoint(s)",
+                    "reloaded {}: {} endpoint(s){}",
                     current.path.display(),
-                    current.endpoints.len()
+                    current.endpoints.len(),
+                    config::restart::note(&restart)
                 ))
             }
             Err(message) => {

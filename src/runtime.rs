@@ -12,7 +12,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 
 use crate::config::watch::Reload;
-use crate::config::Live;
+use crate::config::{Config, Live};
 use crate::deliver::status::EndpointHandle;
 use crate::metrics::Received;
 use crate::store::Store;
@@ -31,6 +31,8 @@ pub struct ReloadStats {
 pub struct Runtime {
     pub started: SystemTime,
     pub config: Live,
+    /// The config the daemon started with: settings read only at start keep its values.
+    started_config: Arc<Config>,
     pub store: Store,
     /// The running workers' handles (status, controls); replaced on every reload.
     pub endpoints: Arc<ArcSwap<Vec<Arc<EndpointHandle>>>>,
@@ -52,6 +54,7 @@ impl Runtime {
     ) -> Runtime {
         Runtime {
             started: SystemTime::now(),
+            started_config: config.load(),
             config,
             store,
             endpoints,
@@ -59,6 +62,12 @@ impl Runtime {
             reloads: Mutex::default(),
             reload_tx,
         }
+    }
+
+    /// Keys changed by reloads that apply only after a restart
+    /// ([`crate::config::restart`]).
+    pub fn restart_keys(&self) -> Vec<&'static str> {
+        crate::config::restart::restart_keys(&self.started_config, &self.config.load())
     }
 
     /// The reload history so far.

@@ -767,3 +767,57 @@ fn admin_socket_move_is_refused_when_unbindable_and_applied_when_bindable() {
     let status = status_at(&moved);
     assert_eq!(status["reloads"]["ok"], 1, "{status}");
 }
+
+#[test]
+fn keys_that_need_a_restart_are_named_in_the_log_the_reload_answer_and_status() {
+    let mut d = Builder::new()
+        .daemon("shutdown_timeout = \"10s\"")
+        .ingest("max_connections = 100")
+        .toml(crate::util::ENDPOINTS)
+        .start();
+    let socket = d.dir().join("admin.sock");
+    assert_eq!(
+        status_at(&socket)["reloads"]["restart_needed"],
+        serde_json::json!([])
+    );
+    let text = read(&d.config)
+        .replace("shutdown_timeout = \"10s\"", "shutdown_timeout = \"30s\"")
+        .replace("max_connections = 100", "max_connections = 50");
+    write_atomic(&d.config, &text);
+    wait_reload(&mut d);
+    let log = d.log();
+    assert!(
+        log.lines().any(|l| l.contains("apply only after a restart")
+            && l.contains("ingest.max_connections, daemon.shutdown_timeout")),
+        "{log}"
+    );
+    let (code, out, err) = cli_reload(&d);
+    wait_reload(&mut d);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("; restart edgehook to apply ingest.max_connections, daemon.shutdown_timeout"),
+        "{out}"
+    );
+    assert_eq!(
+        status_at(&socket)["reloads"]["restart_needed"],
+        serde_json::json!(["ingest.max_connections", "daemon.shutdown_timeout"])
+    );
+    let (_, human, _) = run_cli(
+        &["status", "--admin-socket", socket.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        human.contains("restart needed: ingest.max_connections, daemon.shutdown_timeout changed"),
+        "{human}"
+    );
+    // Back to the start values: nothing is pending any more.
+    let text = read(&d.config)
+        .replace("shutdown_timeout = \"30s\"", "shutdown_timeout = \"10s\"")
+        .replace("max_connections = 50", "max_connections = 100");
+    write_atomic(&d.config, &text);
+    wait_reload(&mut d);
+    assert_eq!(
+        status_at(&socket)["reloads"]["restart_needed"],
+        serde_json::json!([])
+    );
+}

@@ -147,6 +147,7 @@ async fn status(ctx: &Ctx) -> Result<Value, ApiError> {
             "failed": reloads.failed,
             "last_ok_at": reloads.last_ok_at.map(rfc3339),
             "last_error": reloads.last_error,
+            "restart_needed": rt.restart_keys(),
         },
         "queue": {
             "path": rt.store.path(),

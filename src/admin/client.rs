@@ -407,6 +407,18 @@ fn format_status(v: &Value, style: Style) -> String {
             style.paint("last reload failed:", Some(Color::Red))
         );
     }
+    let restart: Vec<&str> = r["restart_needed"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if !restart.is_empty() {
+        let _ = writeln!(
+            out,
+            "         {} {} changed; restart edgehook to apply (the start values hold until then)",
+            style.paint("restart needed:", Some(Color::Yellow)),
+            restart.join(", ")
+        );
+    }
     let q = &v["queue"];
     let (bytes, max) = (
         q["bytes"].as_u64().unwrap_or(0),
@@ -567,7 +579,8 @@ mod tests {
             "version": "0.1.0", "pid": 42, "uptime_secs": 3725,
             "config": {"path": "/etc/edgehook/edgehook.toml"},
             "reloads": {"ok": 2, "failed": 1, "last_ok_at": "2025-01-01T00:00:00Z",
-                        "last_error": "edgehook.toml:3:1: unknown field `x`\nsecond"},
+                        "last_error": "edgehook.toml:3:1: unknown field `x`\nsecond",
+                        "restart_needed": ["ingest.max_connections"]},
             "queue": {"bytes": 2048, "max_bytes": 1073741824, "pending": 3, "dead": 1},
             "endpoints": [
                 {"name": "spark", "state": "offline", "next_probe_in_secs": 12, "pending": 2,
@@ -585,6 +598,7 @@ mod tests {
             "config   /etc/edgehook/edgehook.toml",
             "reloads  2 ok, 1 failed; last good reload 2025-01-01T00:00:00Z",
             "last reload failed: edgehook.toml:3:1: unknown field `x` (+1 more line(s); see --json)",
+            "restart needed: ingest.max_connections changed; restart edgehook to apply",
             "queue    2.0 KiB of 1.0 GiB (0.0%); 3 pending, 1 dead",
             "ENDPOINT  STATE                  PENDING  IN FLIGHT  DEAD  OLDEST  LAST ERROR",
             "spark     offline, probe in 12s  2",

@@ -9,6 +9,7 @@
 
 mod filter;
 mod raw;
+pub mod restart;
 mod secret;
 pub mod socket;
 pub mod summary;
