@@ -44,6 +44,8 @@ mod group_commit;
 mod ingest_http;
 // The line socket: pipelining, per-line errors, over-long lines.
 mod ingest_lines;
+// Delivery outcome lines in a real journald's journal, filtered by STATUS=503.
+mod journal;
 // The process itself: signals and exit status.
 mod lifecycle;
 // The Python `standardwebhooks` reference library verifies a live delivery's signature.
