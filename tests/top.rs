@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::util::delivery::{pending, Endpoint, Upstream};
@@ -34,8 +35,11 @@ impl Tmux {
             eprintln!("note: tmux not found; skipping the edgehook top screen test");
             return None;
         }
+        // A fresh server socket per start: a killed server may still hold the last one.
+        static STARTS: AtomicUsize = AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, Ordering::Relaxed);
         let tmux = Tmux {
-            socket: dir.join("tmux.sock"),
+            socket: dir.join(format!("tmux-{n}.sock")),
         };
         tmux.run(&[
             "new-session",
