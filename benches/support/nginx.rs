@@ -174,8 +174,12 @@ http {{
 }
 
 impl Drop for Nginx {
+    /// SIGTERM, not SIGKILL: the master then stops its worker, which a killed master
+    /// would leave running.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
         let _ = self.child.wait();
     }
 }
