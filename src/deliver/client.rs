@@ -48,7 +48,8 @@ pub fn build(endpoint: &EndpointConfig) -> anyhow::Result<HttpClient> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
-    http.set_connect_timeout(Some(endpoint.connect_timeout));
+    // No per-address TCP timeout: `Bounded` (connect.rs) cuts the whole connection attempt
+    // at connect_timeout, with one error that names it.
     let proxy = proxy::for_endpoint(endpoint.proxy.as_ref());
     let connector = builder
         .enable_http1()

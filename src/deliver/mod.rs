@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, EndpointConfig};
 use crate::sign::Signer;
 use crate::store::Store;
+use attempt::Attempter;
 use status::EndpointHandle;
 use worker::Worker;
 
@@ -46,13 +47,13 @@ pub fn prepare(config: &Config, store: &Store) -> anyhow::Result<Vec<Prepared>> 
     for endpoint in &config.endpoints {
         let (client, signer) = parts(endpoint)?;
         let (handle, controls) = EndpointHandle::new(endpoint.name.clone());
-        let worker = Worker {
+        let worker = Worker::new(Attempter {
             endpoint: endpoint.clone(),
             client,
             signer,
             store: store.clone(),
             handle: Arc::new(handle),
-        };
+        });
         prepared.push(Prepared { worker, controls });
     }
     Ok(prepared)
@@ -114,9 +115,9 @@ impl Dispatcher {
         self.stop().await;
         let mut handles = Vec::new();
         for Prepared { worker, controls } in prepared {
-            handles.push(worker.handle.clone());
+            handles.push(worker.handle().clone());
             let cancel = CancellationToken::new();
-            let handle = worker.handle.clone();
+            let handle = worker.handle().clone();
             let run = tokio::spawn(worker.run(controls, cancel.clone(), self.grace));
             // The supervisor turns a panic into a logged, visible state: the watchdog
             // withholds its ping and systemd restarts the service.

@@ -16,29 +16,33 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::attempt::{Attempter, Finished};
-use super::client::HttpClient;
 use super::retry::Verdict;
 use super::scheduler::{Action, Fetch, Fetched, Now, Scheduler, Settings, Transition};
 use super::status::{Control, EndpointHandle};
-use crate::config::EndpointConfig;
 use crate::logging::repeats::Repeats;
-use crate::sign::Signer;
 use crate::store::deliveries;
-use crate::store::{now_ms, Hold, Store, StoreError};
+use crate::store::{now_ms, Hold, StoreError};
 
 /// A failing read fails the same way every second: one line, then a summary a minute.
 static READ_FAILED: Repeats = Repeats::new();
 
-/// Everything one worker needs; built by the dispatcher from the config.
+/// One endpoint's loop; its parts (config, client, signer, store, handle) are the ones
+/// every attempt task shares.
 pub struct Worker {
-    pub endpoint: Arc<EndpointConfig>,
-    pub client: HttpClient,
-    pub signer: Option<Signer>,
-    pub store: Store,
-    pub handle: Arc<EndpointHandle>,
+    parts: Arc<Attempter>,
 }
 
 impl Worker {
+    pub fn new(parts: Attempter) -> Worker {
+        Worker {
+            parts: Arc::new(parts),
+        }
+    }
+
+    pub fn handle(&self) -> &Arc<EndpointHandle> {
+        &self.parts.handle
+    }
+
     /// Deliver until `cancel` fires; then give in-flight attempts until `grace` runs out.
     pub async fn run(
         self,
@@ -46,9 +50,10 @@ impl Worker {
         cancel: CancellationToken,
         grace: Duration,
     ) {
-        let name = self.endpoint.name.clone();
-        let mut inserted = self.store.inserted();
+        let name = self.parts.endpoint.name.clone();
+        let mut inserted = self.parts.store.inserted();
         let hold = match self
+            .parts
             .store
             .read({
                 let n = name.clone();
@@ -65,14 +70,7 @@ impl Worker {
         if let Some(h) = hold {
             warn!(endpoint = %name, state = %h, "Endpoint is held; its deliveries queue until `edgehook resume`.");
         }
-        let mut sched = Scheduler::new(Settings::of(&self.endpoint), hold, Now::read().mono);
-        let attempter = Arc::new(Attempter {
-            endpoint: self.endpoint.clone(),
-            client: self.client.clone(),
-            signer: self.signer.clone(),
-            store: self.store.clone(),
-            handle: self.handle.clone(),
-        });
+        let mut sched = Scheduler::new(Settings::of(&self.parts.endpoint), hold, Now::read().mono);
         let mut tasks: JoinSet<Finished> = JoinSet::new();
         // One task per settling delivery, resolving to (seq, committed?).
         let mut commits: JoinSet<(i64, bool)> = JoinSet::new();
@@ -80,7 +78,7 @@ impl Worker {
             let wake = loop {
                 match sched.poll(Now::read()) {
                     Action::Start(start) => {
-                        tasks.spawn(attempter.clone().run(start));
+                        tasks.spawn(self.parts.clone().run(start));
                     }
                     Action::Fetch(fetch) => match self.fetch(fetch).await {
                         Ok(found) => sched.fetched(fetch, found, Now::read()),
@@ -134,8 +132,9 @@ impl Worker {
 
     /// Perform a read the scheduler asked for.
     async fn fetch(&self, fetch: Fetch) -> Result<Fetched, StoreError> {
-        let name = self.endpoint.name.clone();
-        self.store
+        let name = self.parts.endpoint.name.clone();
+        self.parts
+            .store
             .read(move |c| {
                 let now = now_ms();
                 match fetch {
@@ -164,7 +163,7 @@ impl Worker {
         commits: &mut JoinSet<(i64, bool)>,
         mut done: Finished,
     ) {
-        let name = &self.endpoint.name;
+        let name = &self.parts.endpoint.name;
         if let Some(committed) = done.committed.take() {
             let seq = done.seq;
             commits.spawn(async move { (seq, committed.wait().await.is_ok()) });
@@ -203,7 +202,7 @@ impl Worker {
                 info!(endpoint = %name, "Endpoint back online; draining its backlog.");
             }
             Some(Transition::Gone) => {
-                if let Err(err) = self.store.set_hold(name, Some(Hold::Gone)).await {
+                if let Err(err) = self.parts.store.set_hold(name, Some(Hold::Gone)).await {
                     warn!(endpoint = %name, error = %err, "Recording the gone state failed.");
                 }
             }
@@ -213,7 +212,7 @@ impl Worker {
     }
 
     fn count(&self, done: &Finished) {
-        self.handle.update(|s| match &done.verdict {
+        self.parts.handle.update(|s| match &done.verdict {
             Verdict::Delivered => {
                 s.delivered += 1;
                 s.last_success_at = Some(SystemTime::now());
@@ -231,7 +230,7 @@ impl Worker {
     }
 
     fn log_control(&self, control: &Control, offline: bool) {
-        let name = &self.endpoint.name;
+        let name = &self.parts.endpoint.name;
         match control {
             Control::Wake if offline => info!(endpoint = %name, "Woken: probing now."),
             Control::Wake => {}
@@ -246,7 +245,7 @@ impl Worker {
     fn publish(&self, sched: &Scheduler) {
         let (state, in_flight) = sched.state(Now::read());
         let limit = sched.limit();
-        self.handle.update(|s| {
+        self.parts.handle.update(|s| {
             s.state = state;
             s.in_flight = in_flight;
             s.concurrency_limit = limit;
@@ -256,7 +255,7 @@ impl Worker {
     /// One line per delivery outcome, with the journal fields ENDPOINT, EVENT_ID, ATTEMPT
     /// and (when there was an answer) STATUS (SPEC §12).
     fn log(&self, done: &Finished) {
-        let name = &self.endpoint.name;
+        let name = &self.parts.endpoint.name;
         let (event_id, attempt) = (&done.event_id, done.attempt);
         let status = done.verdict.status();
         match &done.verdict {
