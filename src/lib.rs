@@ -46,6 +46,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod deliver;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod event;
 pub mod ingest;

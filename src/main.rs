@@ -35,8 +35,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             logging::set_format(config.daemon.log_format);
             daemon::run(config, shutdown, || ()).await
         }
-        Command::Demo(args) if args.air_gap => edgehook::demo::airgap::run().await,
-        Command::Demo(_) => edgehook::demo::tour::run().await,
+        Command::Demo(args) => demo(args.air_gap).await,
         Command::CheckConfig(args) => {
             let path = config::resolve_path(args.config.as_deref());
             let config = config::load(&path)?;
@@ -63,6 +62,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Receipt(args) => edgehook::transfer::client::receipt(args).await,
         Command::Top(args) => edgehook::top::run(args).await,
     }
+}
+
+#[cfg(feature = "demo")]
+async fn demo(air_gap: bool) -> anyhow::Result<()> {
+    if air_gap {
+        edgehook::demo::airgap::run().await
+    } else {
+        edgehook::demo::tour::run().await
+    }
+}
+
+/// The packages leave the demo out (the `demo` feature); the command stays, so the man
+/// pages are the same for every build and the answer says where the demo is.
+#[cfg(not(feature = "demo"))]
+async fn demo(_air_gap: bool) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this edgehook was built without the demo (the packages leave it out); \
+         run it from a source checkout: cargo run --release -- demo"
+    )
 }
 
 fn fail(err: &anyhow::Error) -> ExitCode {

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::util::cli::{as_nobody, run_command};
 use crate::util::delivery::{pending, wait_db, with_witness, Endpoint, Upstream, WAIT};
-use crate::util::{event, run_cli, tools, Builder, TestDaemon};
+use crate::util::{edgehook_bin, event, run_cli, tools, Builder, TestDaemon};
 
 /// How often a test re-asks the daemon while waiting for a state it reports.
 const POLL: Duration = Duration::from_millis(50);
@@ -624,7 +624,7 @@ fn on_terminal(d: &TestDaemon, args: &str, input: &str, env: &[(&str, &str)]) ->
     }
     let line = format!(
         "{} {args} --admin-socket {}",
-        env!("CARGO_BIN_EXE_edgehook"),
+        edgehook_bin().to_string_lossy(),
         admin_socket(d).display()
     );
     let mut child = Command::new("script")

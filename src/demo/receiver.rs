@@ -4,22 +4,19 @@
 //! provider, set explicitly so no process-wide default is needed) with ALPN `h2` and
 //! `http/1.1`, and hyper-util's auto builder so either protocol works on one port.
 //!
-//! Tests program it to play a misbehaving upstream: a default status, a FIFO script of
-//! responses (with headers such as `Retry-After` or `Date`), failures aimed at the requests
-//! whose body contains some text ([`Receiver::fail_matching`], e.g. one ordering key's
-//! events), a "refuse" mode that accepts TCP
-//! and drops it before TLS (an unusable endpoint whose connection attempts can be counted),
-//! Standard Webhooks signature checking (a bad signature is answered 401, as real receivers
-//! do), and [`Receiver::stop`] / [`Receiver::restart`] on the same port for outages.
+//! It answers 200, checks Standard Webhooks signatures when asked (a bad signature is
+//! answered 401, as real receivers do), and [`Receiver::stop`] / [`Receiver::restart`] on
+//! the same port play an outage. What it answers otherwise is up to a [`Responder`]: the
+//! demo's [`Plain`] says 200 to everything; the integration tests plug in one that fails
+//! on cue (`tests/util/faults.rs`), so no fault injection is compiled into edgehook.
 //!
 //! Tasks: one accept loop plus one task per connection, all in a [`TaskTracker`] and bound to
 //! one [`CancellationToken`]; stopping cancels them and waits, so the listening socket and
 //! every connection are closed when [`Receiver::stop`] returns.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -76,6 +73,59 @@ impl Recorded {
     }
 }
 
+/// An answer: a status and its headers.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+}
+
+impl Reply {
+    /// `status` with headers such as `("retry-after", "2")`; an error names what is invalid.
+    pub fn new(status: u16, headers: &[(&str, &str)]) -> anyhow::Result<Reply> {
+        let mut reply = Reply::status(
+            StatusCode::from_u16(status)
+                .with_context(|| format!("invalid HTTP status {status}"))?,
+        );
+        for (name, value) in headers {
+            reply.headers.append(
+                HeaderName::try_from(*name)
+                    .with_context(|| format!("invalid header name {name:?}"))?,
+                HeaderValue::try_from(*value)
+                    .with_context(|| format!("invalid value for header {name}: {value:?}"))?,
+            );
+        }
+        Ok(reply)
+    }
+
+    fn status(status: StatusCode) -> Reply {
+        Reply {
+            status,
+            headers: HeaderMap::new(),
+        }
+    }
+}
+
+/// Decides what the receiver answers (after the signature check, which comes first).
+pub trait Responder: Send + Sync + 'static {
+    /// Whether to serve a TCP connection just accepted; `false` closes it before TLS.
+    fn admit(&self) -> bool {
+        true
+    }
+
+    /// The answer to `request`.
+    fn respond(&self, request: &Recorded) -> Reply;
+}
+
+/// The demo's upstream: 200 to every request.
+pub struct Plain;
+
+impl Responder for Plain {
+    fn respond(&self, _: &Recorded) -> Reply {
+        Reply::status(StatusCode::OK)
+    }
+}
+
 /// TLS variations, for tests of edgehook's `[endpoint.tls]` settings.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReceiverOptions {
@@ -110,7 +160,7 @@ struct Shared {
     /// The number of recorded requests, for [`Receiver::wait_for`].
     count: watch::Sender<usize>,
     connections: AtomicUsize,
-    refuse: AtomicBool,
+    responder: Arc<dyn Responder>,
 }
 
 struct State {
@@ -119,33 +169,7 @@ struct State {
     received: usize,
     /// Count requests without keeping them (benchmarks of a million deliveries).
     count_only: bool,
-    default: Reply,
-    script: VecDeque<Reply>,
-    /// Consulted before the script: see [`Receiver::fail_matching`].
-    matching: Vec<Matching>,
     secret: Option<String>,
-}
-
-/// Answer `reply` to the next `remaining` requests whose body contains `needle`.
-struct Matching {
-    needle: Vec<u8>,
-    reply: Reply,
-    remaining: usize,
-}
-
-#[derive(Clone)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-}
-
-impl Reply {
-    fn status(status: StatusCode) -> Reply {
-        Reply {
-            status,
-            headers: HeaderMap::new(),
-        }
-    }
 }
 
 impl Shared {
@@ -156,26 +180,24 @@ impl Shared {
 }
 
 impl Receiver {
-    /// Serve on a free port of 127.0.0.1 with default TLS settings.
+    /// Serve on a free port of 127.0.0.1 with default TLS settings, answering 200.
     pub async fn start(pki: &Pki) -> anyhow::Result<Receiver> {
         Receiver::start_with(
             pki,
             (Ipv4Addr::LOCALHOST, 0).into(),
             ReceiverOptions::default(),
+            Arc::new(Plain),
         )
         .await
     }
 
-    /// Serve on `addr`, e.g. the address of a receiver that was stopped and dropped.
-    pub async fn start_on(pki: &Pki, addr: SocketAddr) -> anyhow::Result<Receiver> {
-        Receiver::start_with(pki, addr, ReceiverOptions::default()).await
-    }
-
-    /// Serve on `addr` (port 0 picks a free one) with the given TLS options.
+    /// Serve on `addr` (port 0 picks a free one) with the given TLS options, answering
+    /// what `responder` says.
     pub async fn start_with(
         pki: &Pki,
         addr: SocketAddr,
         options: ReceiverOptions,
+        responder: Arc<dyn Responder>,
     ) -> anyhow::Result<Receiver> {
         let (count, _) = watch::channel(0);
         let mut receiver = Receiver {
@@ -186,14 +208,11 @@ impl Receiver {
                     requests: Vec::new(),
                     received: 0,
                     count_only: false,
-                    default: Reply::status(StatusCode::OK),
-                    script: VecDeque::new(),
-                    matching: Vec::new(),
                     secret: None,
                 }),
                 count,
                 connections: AtomicUsize::new(0),
-                refuse: AtomicBool::new(false),
+                responder,
             }),
             running: None,
         };
@@ -211,36 +230,6 @@ impl Receiver {
         format!("https://localhost:{}{path}", self.addr.port())
     }
 
-    /// Answer every request that the script doesn't cover with `status` (initially 200).
-    pub fn set_response(&self, status: u16) -> anyhow::Result<()> {
-        self.shared.lock().default = reply(status, &[])?;
-        Ok(())
-    }
-
-    /// Queue responses, consumed one per request before the default applies, e.g.
-    /// `&[(500, &[]), (429, &[("retry-after", "2")])]`.
-    pub fn push_responses(&self, script: &[(u16, &[(&str, &str)])]) -> anyhow::Result<()> {
-        let replies = script
-            .iter()
-            .map(|(status, headers)| reply(*status, headers))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        self.shared.lock().script.extend(replies);
-        Ok(())
-    }
-
-    /// Answer `status` to the next `times` requests whose body contains `needle`, ahead of
-    /// the script and the default (which the other requests keep getting). Aims failures
-    /// at some events only, e.g. those of one `order_key` value.
-    pub fn fail_matching(&self, needle: &str, status: u16, times: usize) -> anyhow::Result<()> {
-        let reply = reply(status, &[])?;
-        self.shared.lock().matching.push(Matching {
-            needle: needle.as_bytes().to_vec(),
-            reply,
-            remaining: times,
-        });
-        Ok(())
-    }
-
     /// Check each request's Standard Webhooks signature against `secret` (`whsec_…`) and
     /// answer 401 when it fails; the result is in [`Recorded::signature_ok`].
     pub fn verify_with(&self, secret: &str) {
@@ -254,12 +243,7 @@ impl Receiver {
         self.shared.lock().count_only = on;
     }
 
-    /// While on, accept each TCP connection, count it and drop it before TLS.
-    pub fn set_refuse(&self, refuse: bool) {
-        self.shared.refuse.store(refuse, Ordering::SeqCst);
-    }
-
-    /// TCP connections accepted so far, in any mode.
+    /// TCP connections accepted so far, admitted or not.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
     }
@@ -330,20 +314,6 @@ impl Drop for Receiver {
     }
 }
 
-fn reply(status: u16, headers: &[(&str, &str)]) -> anyhow::Result<Reply> {
-    let mut reply = Reply::status(
-        StatusCode::from_u16(status).with_context(|| format!("invalid HTTP status {status}"))?,
-    );
-    for (name, value) in headers {
-        reply.headers.append(
-            HeaderName::try_from(*name).with_context(|| format!("invalid header name {name:?}"))?,
-            HeaderValue::try_from(*value)
-                .with_context(|| format!("invalid value for header {name}: {value:?}"))?,
-        );
-    }
-    Ok(reply)
-}
-
 fn server_config(pki: &Pki, options: ReceiverOptions) -> anyhow::Result<ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone());
@@ -399,7 +369,7 @@ async fn accept_loop(
             }
         };
         shared.connections.fetch_add(1, Ordering::SeqCst);
-        if shared.refuse.load(Ordering::SeqCst) {
+        if !shared.responder.admit() {
             drop(tcp);
             continue;
         }
@@ -434,7 +404,7 @@ async fn serve(
         .await
 }
 
-/// Record one request and answer it: 401 for a bad signature, else the script or default.
+/// Record one request and answer it: 401 for a bad signature, else the responder's answer.
 async fn record(
     shared: Arc<Shared>,
     tls_version: String,
@@ -471,18 +441,10 @@ async fn record(
         let mut guard = shared.lock();
         let state = &mut *guard;
         recorded.signature_ok = state.secret.as_deref().map(|s| signature_ok(s, &recorded));
-        let matched = state
-            .matching
-            .iter_mut()
-            .find(|m| m.remaining > 0 && contains(&recorded.body, &m.needle));
         let reply = if recorded.signature_ok == Some(false) {
             Reply::status(StatusCode::UNAUTHORIZED)
-        } else if let Some(m) = matched {
-            m.remaining -= 1;
-            m.reply.clone()
         } else {
-            let default = state.default.clone();
-            state.script.pop_front().unwrap_or(default)
+            shared.responder.respond(&recorded)
         };
         state.received += 1;
         if !state.count_only {
@@ -493,10 +455,6 @@ async fn record(
         reply
     };
     Ok(respond(reply))
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn signature_ok(secret: &str, req: &Recorded) -> bool {
@@ -603,43 +561,46 @@ mod tests {
         assert_eq!(got[0].signature_ok, None);
     }
 
-    #[tokio::test]
-    async fn scripted_responses_then_default() {
-        let pki = pki::generate().unwrap();
-        let rx = Receiver::start(&pki).await.unwrap();
-        rx.push_responses(&[(500, &[]), (429, &[("retry-after", "2")])])
-            .unwrap();
-        let client = client(&pki, false);
-        let url = rx.url("/");
-        let req = Request::post(&url).body(Full::default()).unwrap();
-        assert_eq!(client.request(req).await.unwrap().status(), 500);
-        let req = Request::post(&url).body(Full::default()).unwrap();
-        let resp = client.request(req).await.unwrap();
-        assert_eq!(resp.status(), 429);
-        assert_eq!(resp.headers()["retry-after"], "2");
-        assert_eq!(post(&client, &url, "{}").await, 200);
-        rx.set_response(503).unwrap();
-        assert_eq!(post(&client, &url, "{}").await, 503);
-        assert!(rx.push_responses(&[(1000, &[])]).is_err());
-        assert!(rx.push_responses(&[(200, &[("bad name", "x")])]).is_err());
+    /// Answers each request with the status in its body and admits every other connection.
+    struct ByBody(AtomicUsize);
+
+    impl Responder for ByBody {
+        fn admit(&self) -> bool {
+            self.0.fetch_add(1, Ordering::SeqCst) % 2 == 1
+        }
+        fn respond(&self, request: &Recorded) -> Reply {
+            let status = std::str::from_utf8(&request.body).unwrap().parse().unwrap();
+            Reply::new(status, &[("retry-after", "2")]).unwrap()
+        }
     }
 
     #[tokio::test]
-    async fn fail_matching_aims_at_bodies_then_runs_out() {
+    async fn a_responder_decides_admission_and_answers() {
         let pki = pki::generate().unwrap();
-        let rx = Receiver::start(&pki).await.unwrap();
-        rx.fail_matching(r#""key":"A""#, 500, 2).unwrap();
-        rx.push_responses(&[(503, &[])]).unwrap();
+        let any = (Ipv4Addr::LOCALHOST, 0).into();
+        let responder = Arc::new(ByBody(AtomicUsize::new(0)));
+        let rx = Receiver::start_with(&pki, any, ReceiverOptions::default(), responder)
+            .await
+            .unwrap();
         let client = client(&pki, false);
-        let url = rx.url("/");
-        // A matching request does not consume the script; the others do, in order.
-        assert_eq!(post(&client, &url, r#"{"key":"A"}"#).await, 500);
-        assert_eq!(post(&client, &url, r#"{"key":"B"}"#).await, 503);
-        assert_eq!(post(&client, &url, r#"{"key":"B"}"#).await, 200);
-        assert_eq!(post(&client, &url, r#"{"key":"A"}"#).await, 500);
-        assert_eq!(post(&client, &url, r#"{"key":"A"}"#).await, 200);
-        let got = rx.requests();
-        assert!(got.windows(2).all(|w| w[0].at <= w[1].at), "arrival times");
+        // The first connection is closed before TLS; the client's retry is admitted.
+        let req = Request::post(rx.url("/")).body(Full::default()).unwrap();
+        assert!(client.request(req).await.unwrap_err().is_connect());
+        assert!(rx.requests().is_empty());
+        let req = Request::post(rx.url("/")).body(Full::from("429")).unwrap();
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.headers()["retry-after"], "2");
+        assert_eq!(post(&client, &rx.url("/"), "503").await, 503);
+        assert_eq!(rx.connections(), 2);
+        assert_eq!(rx.requests().len(), 2);
+    }
+
+    #[test]
+    fn reply_new_rejects_invalid_statuses_and_headers() {
+        assert!(Reply::new(1000, &[]).is_err());
+        assert!(Reply::new(200, &[("bad name", "x")]).is_err());
+        assert!(Reply::new(200, &[("x", "bad\nvalue")]).is_err());
     }
 
     #[tokio::test]
@@ -668,25 +629,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refuse_mode_counts_connections_and_fails_clients() {
-        let pki = pki::generate().unwrap();
-        let rx = Receiver::start(&pki).await.unwrap();
-        rx.set_refuse(true);
-        let client = client(&pki, false);
-        for _ in 0..2 {
-            let req = Request::post(rx.url("/")).body(Full::default()).unwrap();
-            let err = client.request(req).await.unwrap_err();
-            assert!(err.is_connect(), "{err:?}");
-        }
-        assert_eq!(rx.connections(), 2);
-        assert!(rx.requests().is_empty());
-
-        rx.set_refuse(false);
-        assert_eq!(post(&client, &rx.url("/"), "{}").await, 200);
-        assert_eq!(rx.connections(), 3);
-    }
-
-    #[tokio::test]
     async fn stop_closes_the_port_and_restart_reopens_it() {
         let pki = pki::generate().unwrap();
         let mut rx = Receiver::start(&pki).await.unwrap();
@@ -707,7 +649,9 @@ mod tests {
 
         rx.stop().await;
         drop(rx);
-        let again = Receiver::start_on(&pki, addr).await.unwrap();
+        let again = Receiver::start_with(&pki, addr, ReceiverOptions::default(), Arc::new(Plain))
+            .await
+            .unwrap();
         assert_eq!(post(&client, &again.url("/"), "{}").await, 200);
     }
 
@@ -727,7 +671,9 @@ mod tests {
             tls12_only: true,
             ..Default::default()
         };
-        let rx = Receiver::start_with(&pki, any, tls12_only).await.unwrap();
+        let rx = Receiver::start_with(&pki, any, tls12_only, Arc::new(Plain))
+            .await
+            .unwrap();
         assert_eq!(post(&client(&pki, false), &rx.url("/"), "{}").await, 200);
         assert_eq!(rx.requests()[0].tls_version, "TLSv1_2");
         let both = ReceiverOptions {
@@ -735,7 +681,9 @@ mod tests {
             tls13_only: true,
             ..Default::default()
         };
-        assert!(Receiver::start_with(&pki, any, both).await.is_err());
+        assert!(Receiver::start_with(&pki, any, both, Arc::new(Plain))
+            .await
+            .is_err());
     }
 
     #[tokio::test]
@@ -746,7 +694,9 @@ mod tests {
             require_client_cert: true,
             ..Default::default()
         };
-        let rx = Receiver::start_with(&pki, any, mtls).await.unwrap();
+        let rx = Receiver::start_with(&pki, any, mtls, Arc::new(Plain))
+            .await
+            .unwrap();
         let req = Request::post(rx.url("/")).body(Full::default()).unwrap();
         assert!(client(&pki, false).request(req).await.is_err());
         assert_eq!(post(&mtls_client(&pki), &rx.url("/"), "{}").await, 200);

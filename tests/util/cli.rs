@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 /// # Panics
 /// If the binary cannot be started, or is killed by a signal.
 pub fn run_cli(args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edgehook"))
+    let mut child = Command::new(super::edgehook_bin())
         .args(args)
         .env_remove("EDGEHOOK_CONFIG")
         .env_remove("NOTIFY_SOCKET")
@@ -55,7 +55,7 @@ pub fn as_nobody() -> Option<Command> {
     }
     let mut cmd = Command::new("setpriv");
     cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_edgehook"))
+        .arg(super::edgehook_bin())
         .env_remove("EDGEHOOK_CONFIG")
         .stdin(Stdio::null());
     Some(cmd)

@@ -468,12 +468,12 @@ impl TestDaemon {
     fn spawn(&mut self) {
         let (program, pre_args): (OsString, &[OsString]) = match self.wrapper.split_first() {
             Some((program, args)) => (program.clone(), args),
-            None => (env!("CARGO_BIN_EXE_edgehook").into(), &[]),
+            None => (super::edgehook_bin(), &[]),
         };
         let mut cmd = Command::new(program);
         cmd.args(pre_args);
         if !self.wrapper.is_empty() {
-            cmd.arg(env!("CARGO_BIN_EXE_edgehook"));
+            cmd.arg(super::edgehook_bin());
         }
         let stderr = OpenOptions::new()
             .create(true)

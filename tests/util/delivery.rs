@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use edgehook::demo::pki::{self, Pki};
@@ -14,6 +15,7 @@ use edgehook::demo::receiver::{Receiver, ReceiverOptions, Recorded};
 use edgehook::store::STATE_PENDING;
 use tokio::runtime::Runtime;
 
+use super::faults::{Faults, TestReceiver};
 use super::{Builder, TestDaemon};
 
 /// Longest a test waits for requests or for the queue to reach a state.
@@ -24,7 +26,7 @@ const DB_POLL: Duration = Duration::from_millis(20);
 /// The HTTPS receiver and the runtime it runs on. Field order is drop order: the
 /// receiver stops before its runtime goes away.
 pub struct Upstream {
-    pub receiver: Receiver,
+    pub receiver: TestReceiver,
     pki: Pki,
     rt: Runtime,
 }
@@ -43,13 +45,16 @@ impl Upstream {
             .build()
             .expect("building the receiver runtime");
         let pki = pki::generate().expect("generating the test PKI");
+        let faults = Arc::new(Faults::new());
         let receiver = rt
             .block_on(Receiver::start_with(
                 &pki,
                 (Ipv4Addr::LOCALHOST, 0).into(),
                 options,
+                faults.clone(),
             ))
             .expect("starting the receiver");
+        let receiver = TestReceiver::new(receiver, faults);
         Upstream { receiver, pki, rt }
     }
 
