@@ -49,7 +49,13 @@ impl Reply {
             if let Some(i) = find(&buf, b"\r\n\r\n") {
                 break i + 4;
             }
-            match stream.read(&mut chunk)? {
+            // A socket with a read timeout returns EINTR on any handled signal (socket(7)),
+            // e.g. SIGCHLD once a test's tokio runtime has spawned a process.
+            let n = match stream.read(&mut chunk) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => other?,
+            };
+            match n {
                 0 => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -87,6 +93,7 @@ impl Reply {
                 match stream.read(&mut chunk) {
                     Ok(0) => break,
                     Ok(n) => body.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
                     Err(e) => return Err(e),
                 }
