@@ -36,6 +36,8 @@ pub struct Finished {
     pub attempt: u32,
     pub event_id: String,
     pub verdict: Verdict,
+    /// The HTTP status, when there was an answer (logged as the journal's STATUS field).
+    pub status: Option<u16>,
     /// Resolves when the recorded outcome is durable (`None` if nothing was recorded or
     /// handing it to the store failed).
     pub committed: Option<Committed>,
@@ -62,6 +64,7 @@ impl Attempter {
         let latency = started.elapsed();
         self.handle.observe_attempt(latency);
         let verdict = retry::decide(&self.endpoint, &result, due.attempts, rand::random());
+        let (status, _) = retry::describe(&result);
         let mut committed = None;
         if let Some(outcome) = verdict.outcome(now_ms(), start.keep_place()) {
             let update = Update {
@@ -85,6 +88,7 @@ impl Attempter {
             attempt,
             event_id: start.due.event_id,
             verdict,
+            status,
             committed,
             latency,
         }

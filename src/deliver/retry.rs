@@ -111,15 +111,6 @@ impl Verdict {
         }
     }
 
-    /// The HTTP status, when there was an answer.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            Verdict::Delivered | Verdict::Offline { .. } => None,
-            Verdict::Gone => Some(410),
-            Verdict::Retry { status, .. } | Verdict::Dead { status, .. } => *status,
-        }
-    }
-
     /// The outcome to store, at wall time `now_ms`. `keep_place` is the delivery's current
     /// `next_at` when a retry keeps its place in the queue (a keyed delivery: its key waits
     /// out the backoff in memory instead).

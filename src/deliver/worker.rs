@@ -257,7 +257,7 @@ impl Worker {
     fn log(&self, done: &Finished) {
         let name = &self.parts.endpoint.name;
         let (event_id, attempt) = (&done.event_id, done.attempt);
-        let status = done.verdict.status();
+        let status = done.status;
         match &done.verdict {
             Verdict::Delivered => {
                 debug!(endpoint = %name, event_id = %event_id, attempt, status, "Delivered.")
