@@ -24,6 +24,7 @@
 //! and connections the receiver saw.
 
 mod support;
+use support::endpoints::OFFLINE_ENDPOINT;
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/util/mod.rs"]
 mod util;
@@ -41,16 +42,6 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use support::nginx::Nginx;
 use support::proc_stats::{peak_rss_mib, Sampler, Snapshot};
-
-/// An endpoint that refuses connections: events are stored for it, and its worker goes
-/// offline at once (one probe per backoff), so delivery costs the ingest numbers nothing.
-const OFFLINE_ENDPOINT: &str = r#"
-[[endpoint]]
-name = "sink"
-url = "https://127.0.0.1:9/sink"
-[endpoint.retry]
-initial = "10s"
-"#;
 
 fn scale() -> usize {
     env_usize("EDGEHOOK_BENCH_SCALE", 1)

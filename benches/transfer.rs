@@ -6,9 +6,12 @@
 //! (sampled every 250 ms) and the CLI's peak RSS; the bundle size against the raw event
 //! bytes. Wall times depend on what else the machine runs; CPU times and sizes do not.
 
+#[path = "support/endpoints.rs"]
+mod endpoints;
 #[allow(dead_code)]
 #[path = "support/proc_stats.rs"]
 mod proc_stats;
+use endpoints::OFFLINE_ENDPOINT;
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/util/mod.rs"]
 mod util;
@@ -20,14 +23,6 @@ use proc_stats::{Sampler, Snapshot};
 
 /// The shared key of both sites.
 const KEY: &str = "q83vASNFZ4mrze8BI0VniavN7wEjRWeJq83vASNFZ4k=";
-/// An endpoint that refuses connections: its deliveries stay queued.
-const OFFLINE_ENDPOINT: &str = r#"
-[[endpoint]]
-name = "sink"
-url = "https://127.0.0.1:9/sink"
-[endpoint.retry]
-initial = "10s"
-"#;
 /// Events per NDJSON batch while filling site A.
 const BATCH: usize = 10_000;
 

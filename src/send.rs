@@ -105,11 +105,7 @@ fn read_data(arg: &str) -> anyhow::Result<String> {
 
 /// A failure to reach the socket, naming it and where its path came from.
 fn unreachable(socket: &Located, err: &anyhow::Error) -> anyhow::Error {
-    let io = err
-        .chain()
-        .find_map(|e| e.downcast_ref::<std::io::Error>())
-        .map(|e| e.kind());
-    match io {
+    match crate::config::socket::io_kind(err) {
         Some(ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
             anyhow!("cannot send to {socket}: nothing listens there; is edgehook running?")
         }

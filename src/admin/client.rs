@@ -252,11 +252,7 @@ impl Client {
 /// A connection failure, worded for the operator.
 pub(crate) fn unreachable(shown: &Located, err: &anyhow::Error) -> anyhow::Error {
     use std::io::ErrorKind;
-    let io = err
-        .chain()
-        .find_map(|e| e.downcast_ref::<std::io::Error>())
-        .map(|e| e.kind());
-    match io {
+    match crate::config::socket::io_kind(err) {
         Some(ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
             anyhow!("cannot reach edgehook at {shown}: is it running?")
         }

@@ -164,6 +164,14 @@ fn fix(key: SocketKey, err: &std::io::Error) -> String {
     }
 }
 
+/// The kind of the I/O error behind a failure to reach a socket, if one is behind it (the
+/// CLI words "nothing listens" and "permission denied" for the user from it).
+pub fn io_kind(err: &anyhow::Error) -> Option<std::io::ErrorKind> {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<std::io::Error>())
+        .map(|e| e.kind())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
