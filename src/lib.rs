@@ -24,7 +24,8 @@
 //!   [`top`]: the live view over the same API.
 //! - [`transfer`]: air-gapped sites: `export`, `import`, `receipt apply` over the admin
 //!   socket, bundles and receipts sealed with the `[transfer] key`.
-//! - [`send`], [`uds_client`]: the `send` command and its socket client.
+//! - [`send`], [`uds_client`]: the `send` command and its socket client;
+//!   [`progress`]: the bars and spinners long CLI operations show on a terminal.
 //! - [`systemd`], [`shutdown`], [`logging`]: process plumbing.
 //! - [`demo`]: `edgehook demo`'s throwaway PKI, HTTPS receiver and tour.
 //!
@@ -53,6 +54,7 @@ pub mod ingest;
 pub mod logging;
 pub mod metrics;
 pub mod preflight;
+pub mod progress;
 pub mod reply;
 pub mod runtime;
 pub mod send;

@@ -52,6 +52,9 @@ mod lifecycle;
 mod interop;
 // `edgehook send` with --data as text, @file and stdin.
 mod send_cli;
+// Long operator commands: dead retry/purge in batches with a bar on a terminal, the
+// reload spinner, unchanged output when piped.
+mod progress;
 // `edgehook top` under tmux: a draining backlog on screen, keys, terminal restored.
 mod top;
 // Hot reload: file edits, rename-over, rotated secrets, SIGHUP, refusals, 20 under load.

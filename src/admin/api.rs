@@ -6,8 +6,8 @@
 //! | `GET /v1/status` | | version, pid, uptime, config, reloads, queue, received, `endpoints` (with `durations`) |
 //! | `GET /v1/endpoints` | | `{"endpoints":[…]}` (configured, then orphaned) |
 //! | `GET /v1/dead` | `?endpoint=E&id=X&id=Y&limit=N` | `{"total":N,"dead":[…]}` |
-//! | `POST /v1/dead/retry` | `{"endpoint"?,"ids"?}` | `{"retried":N}` |
-//! | `POST /v1/dead/purge` | `{"endpoint"?,"ids"?}` | `{"purged":N}` |
+//! | `POST /v1/dead/retry` | `{"endpoint"?,"ids"?}` | `{"retried":N}`, or NDJSON progress (`dead.rs`) |
+//! | `POST /v1/dead/purge` | `{"endpoint"?,"ids"?}` | `{"purged":N}`, or NDJSON progress (`dead.rs`) |
 //! | `POST /v1/wake` | `{"endpoint"?}` | `{"woken":[{"endpoint","state"}]}` |
 //! | `POST /v1/pause` | `{"endpoint"}` | `{"endpoint","state":"paused","pending":N}` |
 //! | `POST /v1/resume` | `{"endpoint"}` | `{"endpoint","state","was"}` |
@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use super::Ctx;
+use super::{dead, Ctx};
 use crate::config::watch::{Reload, Trigger};
 use crate::config::{Config, WhenFull};
 use crate::deliver::status::{Control, Shown, State, Status};
@@ -63,6 +63,13 @@ pub(super) async fn handle(
     if !metrics_only && transfer::routes::is_transfer(req.uri().path()) {
         return transfer::routes::handle(req, &ctx.runtime).await;
     }
+    if !metrics_only && req.method() == Method::POST {
+        match req.uri().path() {
+            "/v1/dead/retry" => return dead::route(ctx, req, dead::Op::Retry).await,
+            "/v1/dead/purge" => return dead::route(ctx, req, dead::Op::Purge).await,
+            _ => {}
+        }
+    }
     transfer::routes::boxed(route(req, ctx, metrics_only).await)
 }
 
@@ -80,14 +87,6 @@ async fn route(req: Request<Incoming>, ctx: &Ctx, metrics_only: bool) -> Reply {
         (&Method::GET, "/v1/status") => status(ctx).await.map(ok),
         (&Method::GET, "/v1/endpoints") => endpoints(ctx).await.map(ok),
         (&Method::GET, "/v1/dead") => dead_list(ctx, req.uri().query()).await.map(ok),
-        (&Method::POST, "/v1/dead/retry") => match body(req).await {
-            Ok(b) => dead_retry(ctx, b).await.map(ok),
-            Err(e) => Err(e),
-        },
-        (&Method::POST, "/v1/dead/purge") => match body(req).await {
-            Ok(b) => dead_purge(ctx, b).await.map(ok),
-            Err(e) => Err(e),
-        },
         (&Method::POST, "/v1/wake") => match body(req).await {
             Ok(b) => wake(ctx, b).map(ok),
             Err(e) => Err(e),
@@ -325,39 +324,11 @@ async fn dead_list(ctx: &Ctx, query: Option<&str>) -> Result<Value, ApiError> {
     Ok(json!({"total": total, "dead": dead}))
 }
 
-/// `{"endpoint"?, "ids"?}` for retry and purge.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct Select {
-    endpoint: Option<String>,
-    #[serde(default)]
-    ids: Vec<String>,
-}
-
 /// `{"endpoint"?}` (wake) or `{"endpoint"}` (pause, resume).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Target {
     endpoint: Option<String>,
-}
-
-async fn dead_retry(ctx: &Ctx, body: Bytes) -> Result<Value, ApiError> {
-    let n = ctx.runtime.store.retry_dead(selected(&body)?).await?;
-    Ok(json!({"retried": n}))
-}
-
-async fn dead_purge(ctx: &Ctx, body: Bytes) -> Result<Value, ApiError> {
-    let n = ctx.runtime.store.purge_dead(selected(&body)?).await?;
-    Ok(json!({"purged": n}))
-}
-
-/// The dead letters a retry or purge body selects.
-fn selected(body: &[u8]) -> Result<DeadFilter, ApiError> {
-    let s: Select = parse(body)?;
-    Ok(DeadFilter {
-        endpoint: s.endpoint,
-        ids: s.ids,
-    })
 }
 
 fn wake(ctx: &Ctx, body: Bytes) -> Result<Value, ApiError> {
@@ -540,7 +511,7 @@ fn known(config: &Config, name: &str) -> Result<(), ApiError> {
     ))
 }
 
-async fn body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+pub(super) async fn body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
     match tokio::time::timeout(
         BODY_TIMEOUT,
         Limited::new(req.into_body(), MAX_BODY_BYTES).collect(),

@@ -1,6 +1,8 @@
 //! The operator commands (`status`, `endpoints`, `dead`, `wake`, `pause`, `resume`,
 //! `reload`, `metrics`): one request to the admin socket each, printed as a table (or
 //! the daemon's JSON with `--json`). Errors become one line on stderr and exit 1 (main).
+//! `dead retry|purge` read the daemon's per-batch progress stream and `reload` waits
+//! behind a spinner; both show on stderr only when it is a terminal (`crate::progress`).
 //!
 //! The socket is `--admin-socket`, else `daemon.admin_socket` read from the config file
 //! (only that key, so a user who cannot read the secrets it references still finds the
@@ -11,11 +13,15 @@ use std::io::{BufRead, IsTerminal, Write as _};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
+use http_body_util::BodyExt;
+use indicatif::ProgressBar;
 use serde_json::{json, Value};
 
+use super::dead;
 use super::render::{age, cell, shorten, size, state_color, truncate, Color, Style, Table};
 use crate::cli::{AdminArgs, DeadAction, DeadArgs, DeadSelect, EndpointArg, ReadArgs, WakeArgs};
 use crate::config::socket::{self, Located, SocketKey};
+use crate::progress;
 use crate::store::clock::format_step;
 
 /// Longest the CLI waits for an answer; a reload may take a while (it builds TLS clients).
@@ -57,15 +63,7 @@ pub async fn dead(args: DeadArgs) -> anyhow::Result<()> {
         }
         DeadAction::Retry(s) => {
             let client = Client::new(&s.admin)?;
-            let v = client.post("/v1/dead/retry", select_body(&s)).await?;
-            let n = v["retried"].as_u64().unwrap_or(0);
-            if n == 0 && !s.ids.is_empty() {
-                bail!(
-                    "no dead letter matches {}{}",
-                    s.ids.join(", "),
-                    of_endpoint(&s)
-                );
-            }
+            let n = client.dead_batches(&s, DeadOp::Retry).await?;
             println!(
                 "retried {n} dead letter(s){}: queued again as new, attempts reset",
                 of_endpoint(&s)
@@ -93,15 +91,7 @@ pub async fn dead(args: DeadArgs) -> anyhow::Result<()> {
                     bail!("purge cancelled; nothing was deleted");
                 }
             }
-            let v = client.post("/v1/dead/purge", select_body(s)).await?;
-            let n = v["purged"].as_u64().unwrap_or(0);
-            if n == 0 && !s.ids.is_empty() {
-                bail!(
-                    "no dead letter matches {}{}",
-                    s.ids.join(", "),
-                    of_endpoint(s)
-                );
-            }
+            let n = client.dead_batches(s, DeadOp::Purge).await?;
             println!("purged {n} dead letter(s){}", of_endpoint(s));
             Ok(())
         }
@@ -158,7 +148,12 @@ pub async fn resume(args: EndpointArg) -> anyhow::Result<()> {
 /// `edgehook reload`.
 pub async fn reload(args: AdminArgs) -> anyhow::Result<()> {
     let client = Client::new(&args)?;
-    let (status, body) = client.call("POST", "/v1/reload", None).await?;
+    // A reload waits for the workers it replaces to finish their attempts (up to
+    // daemon.shutdown_timeout), so it may take seconds.
+    let spinner = progress::spinner("reloading edgehook");
+    let answer = client.call("POST", "/v1/reload", None).await;
+    spinner.finish_and_clear();
+    let (status, body) = answer?;
     let v: Value = serde_json::from_slice(&body).unwrap_or_default();
     if status == 200 {
         println!("{}", v["message"].as_str().unwrap_or("reloaded"));
@@ -227,6 +222,89 @@ impl Client {
         }
     }
 
+    /// Retry or purge the dead letters `s` selects, in the daemon's bounded batches, with
+    /// a progress bar on a terminal when there is more than one batch (`admin/dead.rs`
+    /// streams a line per batch); the finished bar stays, showing the count and time.
+    /// Returns how many it changed; none of the given ids matching is an error.
+    async fn dead_batches(&self, s: &DeadSelect, op: DeadOp) -> anyhow::Result<u64> {
+        let (path, key, label) = match op {
+            DeadOp::Retry => ("/v1/dead/retry", "retried", "retrying dead letters"),
+            DeadOp::Purge => ("/v1/dead/purge", "purged", "purging dead letters"),
+        };
+        let req = hyper::Request::post(path)
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .header("accept", dead::NDJSON)
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                select_body(s).to_string(),
+            )))?;
+        let resp = crate::uds_client::send(&self.socket.path, req)
+            .await
+            .map_err(|e| unreachable(&self.socket, &e))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            let body = resp.into_body().collect().await?.to_bytes();
+            return Err(reply_error(status, &body));
+        }
+        let mut body = resp.into_body();
+        let mut buf = Vec::new();
+        let mut bar: Option<ProgressBar> = None;
+        loop {
+            while let Some(end) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=end).collect();
+                let v: Value = serde_json::from_slice(&line).with_context(|| {
+                    format!(
+                        "the daemon's progress line is not JSON: {}",
+                        String::from_utf8_lossy(&line)
+                    )
+                })?;
+                if let Some(n) = v[key].as_u64() {
+                    if let Some(bar) = &bar {
+                        bar.finish();
+                    }
+                    if n == 0 && !s.ids.is_empty() {
+                        bail!(
+                            "no dead letter matches {}{}",
+                            s.ids.join(", "),
+                            of_endpoint(s)
+                        );
+                    }
+                    return Ok(n);
+                }
+                if v.get("error").is_some() {
+                    if let Some(bar) = &bar {
+                        bar.abandon();
+                    }
+                    return Err(reply_error(status, &line));
+                }
+                let (done, total) = (
+                    v["done"].as_u64().unwrap_or(0),
+                    v["total"].as_u64().unwrap_or(0),
+                );
+                // One batch is over in milliseconds: a bar only for more.
+                if total > dead::BATCH as u64 {
+                    bar.get_or_insert_with(|| progress::count(total, label))
+                        .set_position(done);
+                }
+            }
+            let frame = match tokio::time::timeout(REQUEST_TIMEOUT, body.frame()).await {
+                Err(_) => bail!(
+                    "edgehook at {} stopped answering for {}s; see its log (journalctl -u edgehook)",
+                    self.socket,
+                    REQUEST_TIMEOUT.as_secs()
+                ),
+                Ok(None) => bail!(
+                    "edgehook at {} broke off before the result; see its log (journalctl -u edgehook)",
+                    self.socket
+                ),
+                Ok(Some(frame)) => frame.context("reading the daemon's answer")?,
+            };
+            if let Ok(data) = frame.into_data() {
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+
     pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.json("GET", path, None).await
     }
@@ -286,6 +364,13 @@ fn list_path(s: &DeadSelect, limit: usize) -> String {
     }
     q.append_pair("limit", &limit.to_string());
     format!("/v1/dead?{}", q.finish())
+}
+
+/// Which batched dead-letter operation.
+#[derive(Clone, Copy)]
+enum DeadOp {
+    Retry,
+    Purge,
 }
 
 fn select_body(s: &DeadSelect) -> Value {

@@ -5,7 +5,8 @@
 //!
 //! - `mod.rs` (this file): the [`Server`] that serves a listener it is handed, and who
 //!   may connect.
-//! - `api.rs`: the routes, each reading the [`Runtime`] the daemon shares.
+//! - `api.rs`: the routes, each reading the [`Runtime`] the daemon shares; `dead.rs`:
+//!   dead-letter retry and purge, in bounded batches with a progress stream.
 //! - `client.rs` and `render.rs`: the CLI side (requests, tables, colour).
 //!
 //! The daemon binds, moves and stops these listeners like every other socket it serves
@@ -20,6 +21,7 @@
 
 mod api;
 pub mod client;
+pub mod dead;
 pub mod purge;
 pub(crate) mod render;
 

@@ -330,12 +330,16 @@ impl Store {
             .await
     }
 
-    /// Queue the dead letters matching `filter` again, as new (attempts 0), and wake the
-    /// workers. Returns how many.
-    pub async fn retry_dead(&self, filter: admin::DeadFilter) -> Result<u64, StoreError> {
-        let seqs = self
-            .read_admin(move |c| admin::dead_seqs(c, &filter))
-            .await?;
+    /// The delivery rows (seq) of the dead letters matching `filter` now: the snapshot a
+    /// retry or purge works through, batch by batch (`admin/dead.rs`).
+    pub async fn dead_seqs(&self, filter: admin::DeadFilter) -> Result<Vec<i64>, StoreError> {
+        self.read_admin(move |c| admin::dead_seqs(c, &filter)).await
+    }
+
+    /// Queue the dead deliveries `seqs` again, as new (attempts 0), and wake the workers;
+    /// rows no longer dead are skipped. One writer command: the caller bounds `seqs`.
+    /// Returns how many.
+    pub async fn retry_dead(&self, seqs: Vec<i64>) -> Result<u64, StoreError> {
         if seqs.is_empty() {
             return Ok(0);
         }
@@ -343,12 +347,9 @@ impl Store {
             .await?
     }
 
-    /// Delete the dead letters matching `filter` (and events nothing else needs).
-    /// Returns how many.
-    pub async fn purge_dead(&self, filter: admin::DeadFilter) -> Result<u64, StoreError> {
-        let seqs = self
-            .read_admin(move |c| admin::dead_seqs(c, &filter))
-            .await?;
+    /// Delete the dead deliveries `seqs` (and events nothing else needs); rows no longer
+    /// dead are skipped. One writer command: the caller bounds `seqs`. Returns how many.
+    pub async fn purge_dead(&self, seqs: Vec<i64>) -> Result<u64, StoreError> {
         if seqs.is_empty() {
             return Ok(0);
         }

@@ -6,9 +6,7 @@
 //! by the final name is never a cut-off one. A progress bar shows on a terminal (stderr);
 //! otherwise the commands print one summary line, or JSON with `--json`.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -16,11 +14,9 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
-use tokio::net::UnixStream;
 
 use super::format::{check_complete, Kind};
 use super::routes::{file_body, SUMMARY_HEADER};
@@ -28,6 +24,7 @@ use crate::admin::client::{reply_error, unreachable};
 use crate::cli::AdminArgs;
 use crate::cli::{ExportArgs, ImportArgs, ReceiptAction, ReceiptArgs};
 use crate::config::socket::{self, Located, SocketKey};
+use crate::progress;
 
 type ReqBody = BoxBody<Bytes, std::io::Error>;
 
@@ -38,7 +35,7 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     let body = Full::new(Bytes::from(body))
         .map_err(|never| match never {})
         .boxed();
-    let bar = progress(None);
+    let bar = progress::bytes(None);
     let resp = call(&socket, "/v1/export", "application/json", body).await?;
     let resp = ok(resp).await?;
     let mut summary = summary_of(&resp);
@@ -140,28 +137,6 @@ fn site_text(site: &Value) -> String {
     )
 }
 
-/// A progress bar on stderr when it is a terminal, else a hidden one.
-fn progress(len: Option<u64>) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = match len {
-        Some(n) => ProgressBar::new(n).with_style(
-            ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        ),
-        None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {msg}: {bytes} {bytes_per_sec}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        ),
-    };
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
-}
-
 /// `file` as a request body read in chunks, and the bar its upload moves; once the upload
 /// is done the bar turns into a spinner while the daemon works.
 async fn upload(file: &Path, what: &str) -> anyhow::Result<(ReqBody, ProgressBar)> {
@@ -169,19 +144,13 @@ async fn upload(file: &Path, what: &str) -> anyhow::Result<(ReqBody, ProgressBar
         .await
         .with_context(|| format!("cannot open {}", file.display()))?;
     let len = f.metadata().await?.len();
-    let bar = progress(Some(len));
+    let bar = progress::bytes(Some(len));
     bar.set_message(what.to_string());
     let (b, done) = (bar.clone(), bar.clone());
     let body = file_body(
         f,
         move |n| b.inc(n),
-        move || {
-            done.set_style(
-                ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            done.set_message("verifying and applying");
-        },
+        move || progress::to_spinner(&done, "verifying and applying"),
     );
     Ok((body, bar))
 }
@@ -193,21 +162,13 @@ async fn call(
     content_type: &str,
     body: ReqBody,
 ) -> anyhow::Result<Response<Incoming>> {
-    let stream = UnixStream::connect(&socket.path)
-        .await
-        .map_err(|e| unreachable(socket, &e.into()))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .context("HTTP handshake over the admin socket failed")?;
-    tokio::spawn(conn);
     let req = Request::post(path)
         .header("host", "localhost")
         .header("content-type", content_type)
         .body(body)?;
-    sender
-        .send_request(req)
+    crate::uds_client::send(&socket.path, req)
         .await
-        .with_context(|| format!("request to edgehook at {socket} failed"))
+        .map_err(|e| unreachable(socket, &e))
 }
 
 /// The answer if it is 200, else its error message.

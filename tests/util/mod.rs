@@ -1,7 +1,7 @@
 //! Test harness: [`TestDaemon`] runs the real binary in a temp dir; [`client`] speaks
 //! HTTP/1.1 and the line protocol over its Unix sockets; [`cli`] runs one-shot commands;
 //! [`delivery`] has the HTTPS upstream and queue polling for delivery tests; [`faults`]
-//! makes that upstream misbehave on cue; [`tools`] finds the outside tools some tests need
+//! makes that upstream misbehave on cue; [`tmux`] is a real terminal to read; [`tools`] finds the outside tools some tests need
 //! (and fails under CI when one is missing).
 
 pub mod cli;
@@ -10,6 +10,7 @@ pub mod clock;
 pub mod daemon;
 pub mod delivery;
 pub mod faults;
+pub mod tmux;
 pub mod tools;
 
 pub use cli::run_cli;
