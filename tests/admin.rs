@@ -12,24 +12,12 @@ use std::time::{Duration, Instant};
 use edgehook::store::STATE_DEAD;
 use serde_json::Value;
 
-use crate::util::cli::{as_nobody, run_command};
-use crate::util::delivery::{pending, wait_db, with_witness, Endpoint, Upstream, WAIT};
+use crate::util::cli::{admin, admin_socket, as_nobody, run_command};
+use crate::util::delivery::{dead_count, pending, wait_db, with_witness, Endpoint, Upstream, WAIT};
 use crate::util::{edgehook_bin, event, run_cli, tools, Builder, TestDaemon};
 
 /// How often a test re-asks the daemon while waiting for a state it reports.
 const POLL: Duration = Duration::from_millis(50);
-
-fn admin_socket(d: &TestDaemon) -> PathBuf {
-    d.dir().join("admin.sock")
-}
-
-/// `edgehook ARGS… --admin-socket <the daemon's>`: (exit code, stdout, stderr).
-fn admin(d: &TestDaemon, args: &[&str]) -> (i32, String, String) {
-    let socket = admin_socket(d);
-    let mut all = args.to_vec();
-    all.extend(["--admin-socket", socket.to_str().expect("UTF-8 temp path")]);
-    run_cli(&all, None)
-}
 
 /// [`admin`] that must succeed; its stdout.
 fn ok(d: &TestDaemon, args: &[&str]) -> String {
@@ -74,13 +62,6 @@ fn wait_until(d: &TestDaemon, what: &str, mut cond: impl FnMut() -> bool) {
         );
         std::thread::sleep(POLL);
     }
-}
-
-fn dead_count(d: &TestDaemon) -> i64 {
-    d.query_i64(
-        &format!("SELECT COUNT(*) FROM deliveries WHERE state = {STATE_DEAD}"),
-        [],
-    )
 }
 
 /// A daemon with one endpoint `e` (every event) delivering to `up`.

@@ -5,29 +5,17 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
 
-use edgehook::store::STATE_DEAD;
 use serde_json::Value;
 
+use crate::util::cli::{admin, admin_socket};
 use crate::util::client::connect;
-use crate::util::delivery::{count_by_id, pending, wait_db, Endpoint, Upstream};
+use crate::util::delivery::{count_by_id, dead_count, pending, wait_db, Endpoint, Upstream};
 use crate::util::tmux::Tmux;
-use crate::util::{edgehook_bin, run_cli, Builder, TestDaemon};
+use crate::util::{edgehook_bin, Builder, TestDaemon};
 
 /// The daemon's batch (`admin/dead.rs`); the tests use a few of them.
 const BATCH: usize = edgehook::admin::dead::BATCH;
-
-fn admin_socket(d: &TestDaemon) -> PathBuf {
-    d.dir().join("admin.sock")
-}
-
-fn dead_count(d: &TestDaemon) -> i64 {
-    d.query_i64(
-        &format!("SELECT COUNT(*) FROM deliveries WHERE state = {STATE_DEAD}"),
-        [],
-    )
-}
 
 /// A daemon whose endpoint `e` answers 400 (permanent) to everything, with `n` dead
 /// letters `dl-0` … made by real deliveries.
@@ -48,14 +36,6 @@ fn with_dead_letters(n: usize) -> (Upstream, TestDaemon) {
         dead_count(d) == n as i64 && pending(d) == 0
     });
     (up, d)
-}
-
-/// `edgehook ARGS… --admin-socket <the daemon's>`, piped: (exit code, stdout, stderr).
-fn admin(d: &TestDaemon, args: &[&str]) -> (i32, String, String) {
-    let socket = admin_socket(d);
-    let mut all = args.to_vec();
-    all.extend(["--admin-socket", socket.to_str().expect("UTF-8 temp path")]);
-    run_cli(&all, None)
 }
 
 /// A shell line for tmux: `edgehook ARGS --admin-socket …`, then its exit status, then wait.

@@ -1,8 +1,24 @@
 //! Running the binary for one-shot commands (`check-config`, `send`, …), also as uid
-//! 65534 (`as_nobody`).
+//! 65534 (`as_nobody`), and the operator commands against a test daemon (`admin`).
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
+
+use super::TestDaemon;
+
+/// The test daemon's admin socket.
+pub fn admin_socket(d: &TestDaemon) -> PathBuf {
+    d.dir().join("admin.sock")
+}
+
+/// `edgehook ARGS… --admin-socket <the daemon's>`, piped: (exit code, stdout, stderr).
+pub fn admin(d: &TestDaemon, args: &[&str]) -> (i32, String, String) {
+    let socket = admin_socket(d);
+    let mut all = args.to_vec();
+    all.extend(["--admin-socket", socket.to_str().expect("UTF-8 temp path")]);
+    run_cli(&all, None)
+}
 
 /// Run `edgehook ARGS…` to completion, feeding `stdin`; returns (exit code, stdout, stderr).
 ///

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use edgehook::demo::pki::{self, Pki};
 use edgehook::demo::receiver::{Receiver, ReceiverOptions, Recorded};
-use edgehook::store::STATE_PENDING;
+use edgehook::store::{STATE_DEAD, STATE_PENDING};
 use tokio::runtime::Runtime;
 
 use super::faults::{Faults, TestReceiver};
@@ -222,6 +222,14 @@ pub fn wait_log(d: &TestDaemon, what: &str, mut cond: impl FnMut(&str) -> bool) 
 }
 
 /// Pending deliveries (state 0) in the queue.
+/// Dead letters in the queue, all endpoints.
+pub fn dead_count(d: &TestDaemon) -> i64 {
+    d.query_i64(
+        &format!("SELECT COUNT(*) FROM deliveries WHERE state = {STATE_DEAD}"),
+        [],
+    )
+}
+
 pub fn pending(d: &TestDaemon) -> i64 {
     d.query_i64(
         &format!("SELECT COUNT(*) FROM deliveries WHERE state = {STATE_PENDING}"),
