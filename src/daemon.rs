@@ -19,6 +19,7 @@
 //! requests finish → workers stop claiming, in-flight POSTs get `shutdown_timeout` → the
 //! writer commits what it accepted, checkpoints and closes → socket files are removed.
 
+mod maintenance;
 mod sockets;
 
 use std::future::Future;
@@ -42,15 +43,6 @@ use crate::store::Store;
 use crate::{admin, logging, systemd};
 use sockets::Sockets;
 
-/// How often expired dedupe entries are pruned and old rows expired, at most: often
-/// enough that nobody waits for it, rarely enough to cost nothing on a big queue. Shorter
-/// `queue.max_age` or `keep_delivered` make it shorter ([`maintenance_interval`]).
-const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
-/// The shortest maintenance interval: each run is one short write transaction.
-const MIN_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
-/// While storage fails (disk full), how often a one-page probe write checks whether it
-/// works again, so health and ingest recover by themselves within about this time.
-const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// Reload requests that may wait while one is applied.
 const RELOAD_QUEUE: usize = 16;
 
@@ -83,7 +75,7 @@ pub struct Daemon {
     sockets: Sockets,
     dispatcher: Dispatcher,
     tracker: TaskTracker,
-    /// Stops the maintenance ticker and the watchdog.
+    /// Stops the maintenance task and the watchdog.
     maintenance: CancellationToken,
     file_watch: Option<FileWatch>,
     _sighup: tokio::task::JoinHandle<()>,
@@ -119,7 +111,7 @@ impl Daemon {
         sockets.apply(sockets.prepare(None, &config).await?);
 
         let maintenance = CancellationToken::new();
-        tracker.spawn(maintain(store.clone(), live, maintenance.clone()));
+        tracker.spawn(maintenance::run(store.clone(), live, maintenance.clone()));
         if let Some(timeout) = systemd::watchdog_timeout() {
             let workers = dispatcher.handles();
             tracker.spawn(watchdog(
@@ -305,51 +297,6 @@ fn summary(config: &Config) -> String {
     )
 }
 
-/// How often housekeeping runs for `queue`: `MAINTENANCE_INTERVAL`, or half of
-/// `max_age` / `keep_delivered` when that is shorter (so a row expires at most half its
-/// limit late), but never more often than `MIN_MAINTENANCE_INTERVAL`.
-pub fn maintenance_interval(queue: &config::QueueConfig) -> Duration {
-    let limits = [queue.max_age, Some(queue.keep_delivered)];
-    limits
-        .into_iter()
-        .flatten()
-        .filter(|d| !d.is_zero())
-        .map(|d| d / 2)
-        .fold(MAINTENANCE_INTERVAL, Duration::min)
-        .max(MIN_MAINTENANCE_INTERVAL)
-}
-
-/// Housekeeping on [`maintenance_interval`] of the current config; while storage fails,
-/// also a probe write every [`PROBE_INTERVAL`] so the failure clears once it works again.
-/// Every tick also checks the wall clock against elapsed time (`Store::watch_clock`).
-async fn maintain(store: Store, config: Live, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(PROBE_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last: Option<tokio::time::Instant> = None;
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        if store.watch_clock().await.is_err() {
-            return;
-        }
-        // A failed probe needs no handling here: the writer logged it and health says so.
-        if store.failure().is_some()
-            && matches!(store.probe().await, Err(crate::store::StoreError::Closed))
-        {
-            return;
-        }
-        let every = maintenance_interval(&config.load().queue);
-        if last.is_none_or(|at| at.elapsed() >= every) {
-            last = Some(tokio::time::Instant::now());
-            if store.maintain().await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
 /// `WATCHDOG=1` every half `WatchdogSec`, each only after the store writer answered a
 /// ping (it commits, so the disk answers too) and while no delivery worker has crashed: a
 /// wedged writer or a dead worker stops the pings and systemd kills and restarts the
@@ -378,33 +325,5 @@ async fn watchdog(
                 error!(error = %err, "The queue is not making progress; withholding the systemd watchdog ping.")
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn queue(max_age: Option<u64>, keep_delivered: u64) -> config::QueueConfig {
-        config::QueueConfig {
-            durability: config::Durability::Full,
-            max_bytes: 1 << 30,
-            when_full: config::WhenFull::Reject,
-            max_age: max_age.map(Duration::from_secs),
-            dedupe_window: Duration::from_secs(86_400),
-            keep_delivered: Duration::from_secs(keep_delivered),
-            reserve: 4 << 20,
-        }
-    }
-
-    #[test]
-    fn maintenance_interval_follows_the_shortest_limit() {
-        let secs = |q| maintenance_interval(&q).as_secs_f64();
-        assert_eq!(secs(queue(None, 0)), 60.0, "defaults: once a minute");
-        assert_eq!(secs(queue(Some(30 * 86_400), 0)), 60.0, "30d: no faster");
-        assert_eq!(secs(queue(Some(10), 0)), 5.0, "half of max_age");
-        assert_eq!(secs(queue(Some(10), 4)), 2.0, "half of keep_delivered");
-        assert_eq!(secs(queue(Some(1), 0)), 1.0, "never under a second");
-        assert_eq!(secs(queue(None, 90)), 45.0);
     }
 }

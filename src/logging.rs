@@ -5,8 +5,7 @@
 //! journal when stderr is connected to it (`JOURNAL_STREAM`), human text on stderr
 //! otherwise. Once the config is loaded (and after each reload) [`set_format`] applies
 //! `daemon.log_format`. The output layer sits behind a `reload` layer, so switching swaps
-//! only that layer; the filter (`EDGEHOOK_LOG`, an `EnvFilter` directive, default `info`)
-//! stays.
+//! only that layer; the filter ([`filter`]: `EDGEHOOK_LOG`, default `info`) stays.
 //!
 //! In the journal every event field becomes a journal field of the same name in upper case
 //! (`event_id` → `EVENT_ID`, `endpoint` → `ENDPOINT`, `status` → `STATUS`), without
@@ -19,9 +18,10 @@ pub mod repeats;
 use std::io::IsTerminal;
 use std::sync::{Mutex, OnceLock};
 
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
+use tracing_subscriber::{reload, Layer, Registry};
 
 use crate::config::LogFormat;
 use crate::systemd;
@@ -52,7 +52,7 @@ fn resolve(format: LogFormat, stderr_is_journal: bool) -> Sink {
 /// Install the global subscriber with `log_format = "auto"`. Does nothing if one is
 /// already installed.
 pub fn init() {
-    let filter = EnvFilter::try_from_env("EDGEHOOK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, bad_filter) = filter(std::env::var("EDGEHOOK_LOG").ok().as_deref());
     let (output, sink, fallback) = output(LogFormat::Auto);
     let (layer, handle) = reload::Layer::new(output);
     if tracing_subscriber::registry()
@@ -65,6 +65,25 @@ pub fn init() {
         if let Some(err) = fallback {
             tracing::warn!(error = %err, "Cannot reach journald; logging text to stderr.");
         }
+        if let Some(err) = bad_filter {
+            tracing::warn!(error = %err, "EDGEHOOK_LOG is not a filter (LEVEL or TARGET=LEVEL, comma-separated); logging at info.");
+        }
+    }
+}
+
+/// The log filter `EDGEHOOK_LOG` asks for: comma-separated `LEVEL` and `TARGET=LEVEL`
+/// directives (`info,edgehook::deliver=debug`); `info` when unset or when it does not
+/// parse (the error is returned to be logged). A `Targets` filter rather than an
+/// `EnvFilter`: it needs no regex engine, half a megabyte of the binary (BENCHMARKS.md,
+/// "Footprint"), and span or field directives are no use for a daemon's logs.
+fn filter(env: Option<&str>) -> (Targets, Option<String>) {
+    let info = || Targets::new().with_default(tracing::Level::INFO);
+    match env.map(str::trim).filter(|s| !s.is_empty()) {
+        None => (info(), None),
+        Some(directives) => match directives.parse::<Targets>() {
+            Ok(targets) => (targets, None),
+            Err(err) => (info(), Some(format!("{directives:?}: {err}"))),
+        },
     }
 }
 
@@ -133,5 +152,21 @@ mod tests {
         assert_eq!(resolve(LogFormat::Text, true), Sink::Text);
         assert_eq!(resolve(LogFormat::Json, true), Sink::Json);
         assert_eq!(resolve(LogFormat::Journald, false), Sink::Journal);
+    }
+
+    #[test]
+    fn the_filter_takes_levels_per_target_and_falls_back_to_info() {
+        use tracing::Level;
+        let on = |env, target, level| filter(env).0.would_enable(target, &level);
+        assert!(on(None, "edgehook", Level::INFO) && !on(None, "edgehook", Level::DEBUG));
+        assert!(on(Some("  "), "hyper", Level::INFO) && !on(Some(" "), "hyper", Level::DEBUG));
+        let env = Some("warn,edgehook::deliver=debug");
+        assert!(on(env, "edgehook::deliver::worker", Level::DEBUG));
+        assert!(
+            !on(env, "edgehook::store", Level::INFO) && on(env, "edgehook::store", Level::WARN)
+        );
+        let (targets, err) = filter(Some("edgehook=loud"));
+        assert!(targets.would_enable("edgehook", &Level::INFO));
+        assert!(err.unwrap().contains("edgehook=loud"));
     }
 }

@@ -160,7 +160,7 @@ async fn status(ctx: &Ctx) -> Result<Value, ApiError> {
             "exported": counts.iter().map(|c| c.exported).sum::<u64>(),
             "dead": counts.iter().map(|c| c.dead).sum::<u64>(),
         },
-        "clock": clock_json(&rt.store.clock()),
+        "clock": clock_json(&rt.store.clock().await?),
         "received": received_json(rt.received.get()),
         "endpoints": rows,
     }))

@@ -293,6 +293,12 @@ impl Live {
     pub fn load(&self) -> Arc<Config> {
         self.0.borrow().clone()
     }
+
+    /// Wait for the next published config; `false` once the publisher is gone. For a
+    /// task that sleeps until a deadline the config sets (the maintenance task).
+    pub async fn changed(&mut self) -> bool {
+        self.0.changed().await.is_ok()
+    }
 }
 
 impl Publisher {

@@ -21,7 +21,9 @@
 //! the marker's), but counted as zero when either clock looks unset or the difference is
 //! negative. The move is one transaction, logged with its size.
 //!
-//! **Steps while running** ([`Watch`], checked every second) change nothing stored; they
+//! **Steps while running** ([`Watch`], checked when the kernel reports the clock set, on
+//! every wake of the maintenance task and on `status`: `daemon/maintenance.rs`) change
+//! nothing stored; they
 //! are logged with their size, shown in `status`, and recorded in the marker so that a
 //! later reboot estimates the down time from the corrected wall clock. A wall clock before
 //! the build time of this binary ([`built_ms`]) looks unset: reported once in the journal

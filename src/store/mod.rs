@@ -123,6 +123,8 @@ struct Inner {
     failing: Arc<Mutex<Option<String>>>,
     /// Set by the writer while free space is below `queue.reserve`.
     low: Arc<Mutex<Option<String>>>,
+    /// `failing` or `low` is set, as of the writer's last group.
+    unhealthy: tokio::sync::watch::Receiver<bool>,
     /// Events dropped by `when_full = "drop_oldest"` since start.
     dropped: Arc<AtomicU64>,
     /// Wall-clock steps and an unset clock, reported once each.
@@ -152,6 +154,7 @@ impl Store {
         )?;
         let bytes = state.published_bytes();
         let failing = state.failing();
+        let unhealthy = state.unhealthy();
         let dropped = state.dropped();
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let thread = std::thread::Builder::new()
@@ -168,6 +171,7 @@ impl Store {
                 bytes,
                 failing,
                 low,
+                unhealthy,
                 dropped,
                 clock: Mutex::new(clock::Watch::start()),
             }),
@@ -255,7 +259,7 @@ impl Store {
     }
 
     /// Try a one-page write and commit it: clears [`Store::failure`] when storage works
-    /// again. The daemon calls it every second while storage is failing.
+    /// again. The maintenance task calls it every second while storage is failing.
     pub async fn probe(&self) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
         self.send(writer::Command::Probe(reply)).await?;
@@ -263,7 +267,8 @@ impl Store {
     }
 
     /// Log a wall-clock step or an unset clock (once each) and record a step in the
-    /// queue's clock marker. The daemon calls it every second; nothing stored moves.
+    /// queue's clock marker. The maintenance task calls it on every wake (and at once when
+    /// the kernel reports the clock set); nothing stored moves.
     pub async fn watch_clock(&self) -> Result<(), StoreError> {
         let step = self.clock_watch().check();
         match step {
@@ -272,9 +277,17 @@ impl Store {
         }
     }
 
-    /// The wall clock as `status` shows it: unset?, steps since start.
-    pub fn clock(&self) -> clock::Report {
-        self.clock_watch().report()
+    /// The wall clock as `status` shows it: unset?, steps since start. Checks for a step
+    /// first, so `status` is current between the maintenance task's wakes.
+    pub async fn clock(&self) -> Result<clock::Report, StoreError> {
+        self.watch_clock().await?;
+        Ok(self.clock_watch().report())
+    }
+
+    /// `true` while storage fails or free space is below `queue.reserve` (what
+    /// [`Store::failure`] explains); changes after the writer's group that changed it.
+    pub fn health(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.unhealthy.clone()
     }
 
     fn clock_watch(&self) -> std::sync::MutexGuard<'_, clock::Watch> {

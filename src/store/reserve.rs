@@ -10,7 +10,7 @@
 //! queue is room again even though the file system's free space did not change.
 //!
 //! The writer checks before each insert call, counting that call's bytes, and again at
-//! every probe (once a second while refusing, see `daemon::maintain`), so health turns
+//! every probe (once a second while refusing, see `daemon/maintenance.rs`), so health turns
 //! 200 by itself. Entering and leaving the refusing state are logged through
 //! [`Repeats`], at most once a minute each, however often the queue crosses the line.
 
@@ -58,6 +58,11 @@ impl Reserve {
         self.low.clone()
     }
 
+    /// Whether ingest is refused for lack of room now.
+    pub(super) fn is_low(&self) -> bool {
+        self.low.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
     /// May `incoming` more bytes of events be stored? Refuses (`StoreError::Reserve`)
     /// when that would leave less than the reserve. `reserve = 0` turns the check off.
     pub(super) fn admit(&self, conn: &Connection, incoming: u64) -> Result<(), StoreError> {
@@ -98,7 +103,7 @@ impl Reserve {
             .reclaimed
             .get()
             .is_none_or(|at| at.elapsed() >= RECLAIM_INTERVAL);
-        if !due || self.low.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+        if !due || !self.is_low() {
             return;
         }
         self.reclaimed.set(Some(Instant::now()));

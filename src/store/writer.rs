@@ -107,6 +107,8 @@ pub(super) struct State {
     published: Arc<AtomicU64>,
     /// Why storage is failing (last group's error), `None` while healthy; for health checks.
     failing: Arc<std::sync::Mutex<Option<String>>>,
+    /// `failing` or the reserve's `low` is set: wakes the maintenance task, which probes.
+    unhealthy: tokio::sync::watch::Sender<bool>,
     /// Ids of the events dropped by `when_full = "drop_oldest"` in the current group,
     /// logged and counted only once the group commits.
     dropping: Vec<String>,
@@ -137,6 +139,7 @@ impl State {
             inserted,
             published: Arc::new(AtomicU64::new(bytes as u64)),
             failing: Arc::default(),
+            unhealthy: tokio::sync::watch::Sender::new(false),
             dropping: Vec::new(),
             group_floor: 0,
             dropped: Arc::default(),
@@ -157,6 +160,10 @@ impl State {
 
     pub(super) fn failing(&self) -> Arc<std::sync::Mutex<Option<String>>> {
         self.failing.clone()
+    }
+
+    pub(super) fn unhealthy(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.unhealthy.subscribe()
     }
 }
 
@@ -299,6 +306,15 @@ fn apply_group(conn: &mut Connection, state: &mut State, group: Vec<Command>) {
     }
     let wrote = commit.is_ok() && (tx.probed || conn.total_changes() != changes_before);
     record_health(state, &commit, &tx.pending, wrote);
+    let failing = state
+        .failing
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_some();
+    let unhealthy = failing || state.reserve.is_low();
+    state
+        .unhealthy
+        .send_if_modified(|u| std::mem::replace(u, unhealthy) != unhealthy);
     announce(state, &commit, &tx);
     for p in tx.pending {
         p.send(commit.as_ref().map(|_| ()));
