@@ -15,9 +15,14 @@
 //!
 //! `EDGEHOOK_BENCH=nginx` runs issue 14's rig: 100 000 events of 213 bytes
 //! (`EDGEHOOK_BENCH_EVENTS`) through the line socket, and over HTTP from 64 clients,
-//! delivered with Standard Webhooks signing to nginx from Debian (`support/nginx.rs`).
+//! delivered with Standard Webhooks signing to nginx from Debian (`support/nginx.rs`);
+//! `EDGEHOOK_BENCH=builtin` runs the same rows against the built-in receiver.
+//! `benches/quiet_window.py` runs both three times and prints the medians.
 //! `EDGEHOOK_BENCH=fanout` stores 20 000 events for 100 offline endpoints (2 million
 //! deliveries) and reports the ingest rate, threads and RSS.
+//! `EDGEHOOK_BENCH=flash` measures flash wear, ingest only (offline endpoint): bytes
+//! written per 213-byte event with one HTTP client (each event its own fsync'd commit),
+//! with one client sending its own ids (the dedupe table), and one pipelined connection.
 //!
 //! Every row also says what the daemon spent (`support/proc_stats.rs`): CPU ms per 1 000
 //! events, bytes written to storage per event, peak RSS; delivery rows add the requests
@@ -40,8 +45,8 @@ use edgehook::demo::receiver::Receiver;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use support::nginx::Nginx;
 use support::proc_stats::{peak_rss_mib, Sampler, Snapshot};
+use support::upstream::Upstream;
 
 fn scale() -> usize {
     env_usize("EDGEHOOK_BENCH_SCALE", 1)
@@ -58,8 +63,11 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     match std::env::var("EDGEHOOK_BENCH").as_deref() {
         Ok("backlog") => return backlog(&rt, env_usize("EDGEHOOK_BACKLOG_EVENTS", 1_000_000)),
-        Ok("nginx") => return nginx_rig(&rt, env_usize("EDGEHOOK_BENCH_EVENTS", 100_000)),
+        Ok(rig @ ("nginx" | "builtin")) => {
+            return issue14_rig(&rt, rig, env_usize("EDGEHOOK_BENCH_EVENTS", 100_000))
+        }
         Ok("fanout") => return fanout(env_usize("EDGEHOOK_BENCH_EVENTS", 20_000), 100),
+        Ok("flash") => return flash(&rt, env_usize("EDGEHOOK_BENCH_EVENTS", 3_000)),
         _ => {}
     }
     header();
@@ -411,19 +419,24 @@ fn backlog(rt: &tokio::runtime::Runtime, n: usize) {
     );
 }
 
-/// Issue 14's rig (module doc): line socket at concurrency 8 (the default) and 32, and
-/// HTTP ingest from 64 clients, each into a fresh daemon delivering to a fresh nginx.
-/// Prints one row per run and where the daemon's CPU went, by thread.
-fn nginx_rig(rt: &tokio::runtime::Runtime, n: usize) {
-    println!("nginx rig: {n} events, Standard Webhooks signing, TLS 1.3 to nginx (RSA-2048)");
+/// Issue 14's rig (module doc): line socket with the defaults and at concurrency 32, and
+/// HTTP ingest from 64 clients, each into a fresh daemon delivering to a fresh upstream
+/// (`rig`: "nginx" or "builtin"). Prints one row per run and where the daemon's CPU
+/// went, by thread.
+fn issue14_rig(rt: &tokio::runtime::Runtime, rig: &str, n: usize) {
+    println!("{rig} rig: {n} events, Standard Webhooks signing, TLS to {rig}");
     header();
     for (name, concurrency, http) in [
-        ("lines → nginx, defaults", None, false),
-        ("lines → nginx, concurrency 32", Some(32), false),
-        ("http 64 clients → nginx, defaults", None, true),
+        ("lines, defaults", None, false),
+        ("lines, concurrency 32", Some(32), false),
+        ("http 64 clients, defaults", None, true),
     ] {
-        let nginx = Nginx::start();
-        let daemon = rig_daemon(&nginx, concurrency);
+        let name = format!("{name} → {rig}");
+        let upstream = match rig {
+            "nginx" => Upstream::nginx(),
+            _ => Upstream::builtin(rt),
+        };
+        let daemon = rig_daemon(&upstream, concurrency);
         let run = Run::start(&daemon);
         let sender = if http {
             let socket = daemon.socket().to_path_buf();
@@ -437,27 +450,70 @@ fn nginx_rig(rt: &tokio::runtime::Runtime, n: usize) {
             })
         };
         let want = if http { n.div_ceil(64) * 64 } else { n };
-        let got = nginx.wait_for(want as u64, Duration::from_secs(1800));
-        let threads = run.row(name, want, Some((got.requests, got.connections)));
+        let got = upstream.wait_for(rt, want as u64, Duration::from_secs(1800));
+        let threads = run.row(&name, want, Some((got.requests, got.connections)));
         println!("    CPU ms/1k by thread: {threads}");
         rt.block_on(sender).expect("sender");
     }
 }
 
-/// A daemon with a lines socket and one endpoint, signed, pointing at `nginx`.
-fn rig_daemon(nginx: &Nginx, concurrency: Option<usize>) -> util::TestDaemon {
+/// A daemon with a lines socket and one endpoint, signed, pointing at `upstream`.
+fn rig_daemon(upstream: &Upstream, concurrency: Option<usize>) -> util::TestDaemon {
     let concurrency = concurrency.map_or(String::new(), |c| format!("concurrency = {c}\n"));
     util::Builder::new()
         .lines_socket()
         .toml(&format!(
-            "[[endpoint]]\nname = \"nginx\"\nurl = \"{}\"\n{concurrency}\
+            "[[endpoint]]\nname = \"rig\"\nurl = \"{}\"\n{concurrency}\
              [endpoint.signing]\nscheme = \"standard-webhooks\"\n\
              secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n\
              [endpoint.tls]\nca_file = {:?}\n",
-            nginx.url("/hook"),
-            nginx.ca_file()
+            upstream.url("/hook"),
+            upstream.ca_file()
         ))
         .start()
+}
+
+/// Flash wear, ingest only: `n` events of 213 bytes from one HTTP client without and
+/// with client ids, and 20 × `n` over one pipelined line-socket connection.
+fn flash(rt: &tokio::runtime::Runtime, n: usize) {
+    header();
+    for ids in [false, true] {
+        let daemon = util::Builder::new().toml(OFFLINE_ENDPOINT).start();
+        let run = Run::start(&daemon);
+        let socket = daemon.socket().to_path_buf();
+        rt.block_on(async move {
+            let mut tx = connect(&socket).await;
+            for i in 0..n {
+                let id = if ids {
+                    format!(r#""id":"bench-{i:08}","#)
+                } else {
+                    String::new()
+                };
+                let body = format!(
+                    r#"{{{id}"type":"Bench.http","data":{{"i":{i:>6},"pad":"{}"}}}}"#,
+                    "x".repeat(RIG_PAD)
+                );
+                post(&mut tx, body).await;
+            }
+        });
+        let name = if ids {
+            "http, 1 client, client ids"
+        } else {
+            "http, 1 client"
+        };
+        run.row(&format!("flash: {name}"), n, None);
+    }
+    let daemon = util::Builder::new()
+        .lines_socket()
+        .toml(OFFLINE_ENDPOINT)
+        .start();
+    let run = Run::start(&daemon);
+    lines_pipelined(
+        daemon.lines_socket().expect("lines socket"),
+        20 * n,
+        RIG_PAD,
+    );
+    run.row("flash: lines, 1 pipelined connection", 20 * n, None);
 }
 
 /// Fan-out: `n` events for `endpoints` offline endpoints over the line socket. Reports
@@ -485,10 +541,11 @@ fn fanout(n: usize, endpoints: usize) {
     std::thread::sleep(Duration::from_secs(2));
     let samples = sampler.finish();
     let threads = samples.iter().map(|(_, t)| *t).max().unwrap_or(0);
-    let (_, rss) = rss_range(&samples);
+    let (idle, rss) = rss_range(&samples);
     println!(
-        "  {:.0} delivery rows/s; threads at most {threads}, RSS at most {:.1} MiB ({} samples)",
+        "  {:.0} delivery rows/s; threads at most {threads}, RSS {:.1} MiB idle, at most {:.1} MiB ({} samples)",
         (n * endpoints) as f64 / secs,
+        mib(idle),
         mib(rss),
         samples.len()
     );

@@ -147,7 +147,7 @@ pub fn public_keys(config: &crate::config::Config) -> Vec<(String, String)> {
         .iter()
         .flat_map(|e| {
             let secrets = e.signing.iter().flat_map(|s| s.secrets.iter());
-            secrets.filter_map(|s| public_key(s.expose()).map(|pk| (e.name.clone(), pk)))
+            secrets.filter_map(|s| public_key(s.expose()).map(|pk| (e.name.to_string(), pk)))
         })
         .collect()
 }

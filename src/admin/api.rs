@@ -191,21 +191,16 @@ async fn endpoint_rows(
         counts.iter().map(|c| (c.endpoint.as_str(), c)).collect();
     let mut rows = Vec::new();
     for endpoint in &config.endpoints {
-        let handle = handles.iter().find(|h| h.name == endpoint.name);
+        let handle = handles.iter().find(|h| *h.name == *endpoint.name);
         let status = handle.map(|h| h.status());
         let state = match &status {
             Some(s) => s.state.shown(),
             // Between a reload's stop and start, or a worker that could not start.
             None => holds
-                .get(&endpoint.name)
+                .get(&*endpoint.name)
                 .map_or(Shown::Stopped, |h| Shown::from(*h)),
         };
-        let mut row = queue_json(
-            &endpoint.name,
-            state,
-            by_name.get(endpoint.name.as_str()),
-            now,
-        );
+        let mut row = queue_json(&endpoint.name, state, by_name.get(&*endpoint.name), now);
         row["url"] = json!(endpoint.url.to_string());
         if let (Some(s), Some(h)) = (&status, handle) {
             worker_json(&mut row, s);
@@ -445,7 +440,7 @@ async fn snapshot(ctx: &Ctx) -> Result<metrics::Snapshot, ApiError> {
     let now = now_ms();
     let by_name: HashMap<&str, &EndpointCounts> =
         counts.iter().map(|c| (c.endpoint.as_str(), c)).collect();
-    let mut names: Vec<&str> = config.endpoints.iter().map(|e| e.name.as_str()).collect();
+    let mut names: Vec<&str> = config.endpoints.iter().map(|e| &*e.name).collect();
     names.extend(
         counts
             .iter()
@@ -495,7 +490,7 @@ fn known(config: &Config, name: &str) -> Result<(), ApiError> {
     if config.endpoint(name).is_some() {
         return Ok(());
     }
-    let names: Vec<&str> = config.endpoints.iter().map(|e| e.name.as_str()).collect();
+    let names: Vec<&str> = config.endpoints.iter().map(|e| &*e.name).collect();
     Err(ApiError::new(
         404,
         "not_found",

@@ -48,7 +48,7 @@ pub struct Config {
 
 impl Config {
     pub fn endpoint(&self, name: &str) -> Option<&Arc<EndpointConfig>> {
-        self.endpoints.iter().find(|e| e.name == name)
+        self.endpoints.iter().find(|e| &*e.name == name)
     }
 
     /// The queue database file inside the state directory.
@@ -231,7 +231,7 @@ pub struct TlsConfig {
 
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {
-    pub name: String,
+    pub name: Arc<str>,
     pub url: hyper::Uri,
     pub filter: Filter,
     pub body: BodyMode,

@@ -46,7 +46,7 @@ pub fn prepare(config: &Config, store: &Store) -> anyhow::Result<Vec<Prepared>> 
     let mut prepared = Vec::new();
     for endpoint in &config.endpoints {
         let (client, signer) = parts(endpoint)?;
-        let (handle, controls) = EndpointHandle::new(endpoint.name.clone());
+        let (handle, controls) = EndpointHandle::new(endpoint.name.to_string());
         let worker = Worker::new(Attempter {
             endpoint: endpoint.clone(),
             client,

@@ -182,7 +182,8 @@ fn single_reply(a: &Accepted) -> Response<Body> {
     if a.duplicate {
         json(200, &json!({"id": a.id, "duplicate": true}))
     } else {
-        json(202, &json!({"id": a.id, "endpoints": a.endpoints}))
+        let endpoints: Vec<&str> = a.endpoints.iter().map(|e| &**e).collect();
+        json(202, &json!({"id": a.id, "endpoints": endpoints}))
     }
 }
 

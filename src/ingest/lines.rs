@@ -22,6 +22,10 @@ use crate::store::Peer;
 
 /// Most lines stored in one call: bounds one commit's size and a reply burst.
 const MAX_LINES_PER_COMMIT: usize = 8192;
+/// Most deliveries (routes) stored in one call: with many endpoints, memory follows the
+/// routes, not the lines (8 192 events × 100 endpoints held 287 MiB, BENCHMARKS.md).
+/// Checked after each read chunk, so one call holds at most this plus one chunk's routes.
+const MAX_ROUTES_PER_COMMIT: usize = 16_384;
 /// Read chunks queued between reader and committer: the pipelining depth per connection,
 /// and what a client that never reads its replies can make the daemon hold (16 reads of
 /// up to 64 KiB). 64 bought no throughput in the bench (BENCHMARKS.md) and cost memory.
@@ -72,14 +76,15 @@ async fn serve(
     let (tx, mut rx) = mpsc::channel(QUEUED_CHUNKS);
     let reader = tokio::spawn(read_lines(rd, max_line, tx, shutdown));
     while let Some(first) = rx.recv().await {
-        let mut lines: Vec<Line> = first;
-        while lines.len() < MAX_LINES_PER_COMMIT {
+        let mut group = Group::default();
+        group.add(ingest, peer, first);
+        while group.items.len() < MAX_LINES_PER_COMMIT && group.routes < MAX_ROUTES_PER_COMMIT {
             match rx.try_recv() {
-                Ok(more) => lines.extend(more),
+                Ok(more) => group.add(ingest, peer, more),
                 Err(_) => break,
             }
         }
-        let out = commit(ingest, peer, lines).await;
+        let out = commit(ingest, group.items).await;
         wr.write_all(&out).await?;
         if rx.is_empty() {
             wr.flush().await?;
@@ -89,21 +94,35 @@ async fn serve(
     reader.await.unwrap_or(Ok(()))
 }
 
+/// Lines parsed and routed as they arrive, until a commit's bounds are reached.
+#[derive(Default)]
+struct Group {
+    items: Vec<Prepared>,
+    /// Deliveries the items will create.
+    routes: usize,
+}
+
+impl Group {
+    fn add(&mut self, ingest: &Ingest, peer: Peer, lines: Vec<Line>) {
+        let max = ingest.config().ingest.max_event_bytes;
+        for line in lines {
+            let item = match line {
+                Line::TooLong => Err(ApiError::too_large("line", max, "ingest.max_event_bytes")),
+                Line::Bytes(b) if b.iter().all(u8::is_ascii_whitespace) => Err(ApiError::new(
+                    400,
+                    "invalid_json",
+                    "empty line: send one JSON event per line",
+                )),
+                Line::Bytes(b) => ingest.prepare(&b, peer),
+            };
+            self.routes += item.as_ref().map_or(0, |new| new.routes.len());
+            self.items.push(item);
+        }
+    }
+}
+
 /// Store one group of lines and render their reply lines, in input order.
-async fn commit(ingest: &Ingest, peer: Peer, lines: Vec<Line>) -> Vec<u8> {
-    let max = ingest.config().ingest.max_event_bytes;
-    let items: Vec<Prepared> = lines
-        .into_iter()
-        .map(|line| match line {
-            Line::TooLong => Err(ApiError::too_large("line", max, "ingest.max_event_bytes")),
-            Line::Bytes(b) if b.iter().all(u8::is_ascii_whitespace) => Err(ApiError::new(
-                400,
-                "invalid_json",
-                "empty line: send one JSON event per line",
-            )),
-            Line::Bytes(b) => ingest.prepare(&b, peer),
-        })
-        .collect();
+async fn commit(ingest: &Ingest, items: Vec<Prepared>) -> Vec<u8> {
     let n = items.len();
     let answers = match ingest.accept(items, false).await {
         Ok(answers) => answers,

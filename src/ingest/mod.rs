@@ -53,7 +53,7 @@ pub type Prepared = Result<NewEvent, ApiError>;
 #[derive(Debug, Clone)]
 pub struct Accepted {
     pub id: String,
-    pub endpoints: Vec<String>,
+    pub endpoints: Vec<Arc<str>>,
     pub duplicate: bool,
 }
 

@@ -25,7 +25,7 @@ pub fn route(config: &Config, event: &Event) -> Result<Vec<Route>, EventError> {
                     config
                         .endpoints
                         .iter()
-                        .map(|e| e.name.as_str())
+                        .map(|e| &*e.name)
                         .collect::<Vec<_>>()
                 ),
             });
@@ -35,7 +35,7 @@ pub fn route(config: &Config, event: &Event) -> Result<Vec<Route>, EventError> {
     let mut routes = Vec::new();
     for endpoint in &config.endpoints {
         if let Some(names) = &event.endpoints {
-            if !names.iter().any(|n| *n == endpoint.name) {
+            if !names.iter().any(|n| **n == *endpoint.name) {
                 continue;
             }
         }
@@ -84,7 +84,7 @@ mod tests {
     }
 
     fn names(routes: &[Route]) -> Vec<&str> {
-        routes.iter().map(|r| r.endpoint.as_str()).collect()
+        routes.iter().map(|r| &*r.endpoint).collect()
     }
 
     const TWO: &str = r#"

@@ -64,7 +64,11 @@ pub(super) async fn run(rt: &Arc<Runtime>, body: Incoming) -> Result<Response<Bo
         .map(|c| c.endpoint)
         .collect();
     let endpoints: Vec<String> = if request.endpoints.is_empty() {
-        config.endpoints.iter().map(|e| e.name.clone()).collect()
+        config
+            .endpoints
+            .iter()
+            .map(|e| e.name.to_string())
+            .collect()
     } else {
         for name in &request.endpoints {
             if config.endpoint(name).is_none() && !queued.contains(name) {

@@ -198,7 +198,7 @@ impl Ctx<'_> {
 
         // Every check above has run; only now may a missing name or url end this endpoint.
         Some(EndpointConfig {
-            name: name?,
+            name: name?.into(),
             url: url?,
             filter,
             body,

@@ -57,7 +57,7 @@ fn example_config_documents_every_key_with_its_default() {
     assert_eq!(format!("{:?}", c.queue), format!("{:?}", defaults.queue));
     assert!(c.transfer.key.is_some(), "[transfer] key is documented");
     let (e, d) = (&c.endpoints[0], &defaults.endpoints[0]);
-    assert_eq!(e.name, "spark");
+    assert_eq!(&*e.name, "spark");
     assert_eq!(e.url, "https://spark.example.com/hooks");
     let fields = |e: &EndpointConfig| {
         format!(

@@ -46,7 +46,7 @@ fn endpoint_defaults() {
     let c = ok(&endpoint(""));
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     let e = &c.endpoints[0];
-    assert_eq!(e.name, "a");
+    assert_eq!(&*e.name, "a");
     assert_eq!(e.url, "https://a.example.com/hooks");
     assert_eq!(e.filter, Filter::firehose());
     assert_eq!(e.body, BodyMode::Envelope);
@@ -173,7 +173,7 @@ fn every_key_set() {
     assert_eq!(c.queue.keep_delivered, Duration::from_secs(7 * 86_400));
 
     let e = &c.endpoints[0];
-    assert_eq!(e.name, "spark_1-x");
+    assert_eq!(&*e.name, "spark_1-x");
     assert_eq!(e.url.port_u16(), Some(8443));
     assert_eq!(
         e.filter.globs(),
