@@ -48,6 +48,8 @@ mod ingest_lines;
 mod journal;
 // The process itself: signals and exit status.
 mod lifecycle;
+// A queue from an older schema opens, migrates and delivers its backlog.
+mod schema_upgrade;
 // The Python `standardwebhooks` reference library verifies a live delivery's signature.
 mod interop;
 // `edgehook send` with --data as text, @file and stdin.

@@ -227,6 +227,7 @@ pub(super) fn purge(conn: &Connection, seqs: &[i64]) -> rusqlite::Result<(u64, u
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::store::schema::delivery_seq;
 
     /// A migrated in-memory queue (also for `purge.rs`'s tests).
     pub(in crate::store) fn db() -> Connection {
@@ -248,7 +249,7 @@ pub(super) mod tests {
         )
         .unwrap();
         let seq = conn.last_insert_rowid();
-        for (endpoint, state) in deliveries {
+        for (i, (endpoint, state)) in deliveries.iter().enumerate() {
             let created = conn
                 .query_row("SELECT COUNT(*) FROM deliveries", [], |r| {
                     r.get::<_, i64>(0)
@@ -256,9 +257,9 @@ pub(super) mod tests {
                 .unwrap()
                 * 1000;
             conn.execute(
-                "INSERT INTO deliveries(event_seq, endpoint, state, created_at, next_at, attempts, dead_reason)
-                 VALUES (?1, ?2, ?3, ?4, ?4, 3, CASE WHEN ?3 = 1 THEN 'permanent status 400' END)",
-                params![seq, endpoint, state, 1000 + created],
+                "INSERT INTO deliveries(seq, event_seq, endpoint, state, created_at, next_at, attempts, dead_reason)
+                 VALUES (?5, ?1, ?2, ?3, ?4, ?4, 3, CASE WHEN ?3 = 1 THEN 'permanent status 400' END)",
+                params![seq, endpoint, state, 1000 + created, delivery_seq(seq, i)],
             )
             .unwrap();
         }

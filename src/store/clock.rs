@@ -456,7 +456,7 @@ mod tests {
         super::super::schema::migrate(&mut conn).unwrap();
         conn.execute_batch(
             "INSERT INTO events(seq, id, type, timestamp, data, size, received_at) VALUES (1, 'a', 'T', 't', x'7b7d', 2, 1000);
-             INSERT INTO deliveries(event_seq, endpoint, created_at, next_at, updated_at) VALUES (1, 'e', 1000, 2000, NULL);
+             INSERT INTO deliveries(seq, event_seq, endpoint, created_at, next_at, updated_at) VALUES (65536, 1, 'e', 1000, 2000, NULL);
              INSERT INTO dedupe(id, received_at) VALUES ('a', 1000);
              INSERT INTO endpoint_state(endpoint, state, since) VALUES ('e', 'paused', 1000);",
         )

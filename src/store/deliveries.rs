@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::schema::{STATE_DEAD, STATE_DELIVERED, STATE_PENDING};
+use super::schema::{deliveries_of, STATE_DEAD, STATE_DELIVERED, STATE_PENDING};
 use super::{now_ms, Hold};
 
 /// A delivery ready to be attempted, with its event.
@@ -195,8 +195,8 @@ pub(super) fn set_hold(
 /// Delete the event `seq` if no delivery row refers to it any more; returns bytes freed.
 pub(super) fn remove_event_if_unused(conn: &Connection, event_seq: i64) -> rusqlite::Result<u64> {
     let used: bool = conn
-        .prepare_cached("SELECT EXISTS(SELECT 1 FROM deliveries WHERE event_seq = ?1)")?
-        .query_row([event_seq], |r| r.get(0))?;
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM deliveries WHERE seq BETWEEN ?1 AND ?2)")?
+        .query_row(deliveries_of(event_seq), |r| r.get(0))?;
     if used {
         return Ok(0);
     }

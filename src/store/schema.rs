@@ -74,7 +74,67 @@ const MIGRATIONS: &[&str] = &[
         queue_ms    INTEGER NOT NULL,
         wall_ms     INTEGER NOT NULL
     );",
+    // 3 → 4: an event's deliveries are numbered `event_seq << 16` + 0, 1, 2, … (see
+    // [`delivery_seq`]), so "the deliveries of an event" is a rowid range of `deliveries`
+    // and the `deliveries_event` index goes: one B-tree fewer written by every ingest
+    // commit and every delivered event (flash wear, BENCHMARKS.md). Existing rows are
+    // renumbered so, in the order of their old seqs within each event (each endpoint's
+    // (next_at, seq) order is kept: an event's seq grows with its deliveries' seqs).
+    // Exported rows remember their old seq (`transfer_renumbered`): a receipt for a
+    // bundle written before the upgrade names those.
+    "CREATE TABLE deliveries_v4 (
+        seq          INTEGER PRIMARY KEY CHECK (seq >> 16 = event_seq),
+        event_seq    INTEGER NOT NULL REFERENCES events(seq),
+        endpoint     TEXT    NOT NULL,
+        state        INTEGER NOT NULL DEFAULT 0,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_at      INTEGER NOT NULL DEFAULT 0,
+        order_key    TEXT,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER,
+        last_status  INTEGER,
+        last_error   TEXT,
+        dead_reason  TEXT
+    );
+    CREATE TABLE renumbered AS
+      SELECT seq AS old, state,
+             (event_seq << 16) + ROW_NUMBER() OVER (PARTITION BY event_seq ORDER BY seq) - 1 AS new
+      FROM deliveries;
+    INSERT INTO deliveries_v4(seq, event_seq, endpoint, state, attempts, next_at, order_key,
+                              created_at, updated_at, last_status, last_error, dead_reason)
+      SELECT r.new, d.event_seq, d.endpoint, d.state, d.attempts, d.next_at, d.order_key,
+             d.created_at, d.updated_at, d.last_status, d.last_error, d.dead_reason
+      FROM deliveries d JOIN renumbered r ON r.old = d.seq;
+    CREATE TABLE transfer_renumbered (
+        old         INTEGER PRIMARY KEY,
+        new         INTEGER NOT NULL
+    );
+    INSERT INTO transfer_renumbered(old, new) SELECT old, new FROM renumbered WHERE state = 3;
+    DROP TABLE renumbered;
+    DROP TABLE deliveries;
+    ALTER TABLE deliveries_v4 RENAME TO deliveries;
+    CREATE INDEX deliveries_due ON deliveries(endpoint, state, next_at, seq);",
 ];
+
+/// Bits of a delivery's seq that number it within its event: an event has at most
+/// 65 536 deliveries (one per endpoint).
+const DELIVERY_BITS: u32 = 16;
+
+/// Most deliveries one event can have.
+pub const MAX_DELIVERIES_PER_EVENT: usize = 1 << DELIVERY_BITS;
+
+/// The seq of the `i`-th delivery of event `event_seq` (schema 4).
+pub fn delivery_seq(event_seq: i64, i: usize) -> i64 {
+    (event_seq << DELIVERY_BITS) + i as i64
+}
+
+/// The first and last seq the deliveries of event `event_seq` can have.
+pub fn deliveries_of(event_seq: i64) -> (i64, i64) {
+    (
+        delivery_seq(event_seq, 0),
+        delivery_seq(event_seq, MAX_DELIVERIES_PER_EVENT - 1),
+    )
+}
 
 /// Delivery states stored in `deliveries.state`.
 pub const STATE_PENDING: i64 = 0;
@@ -131,5 +191,91 @@ mod tests {
         conn.pragma_update(None, "user_version", 99).unwrap();
         let err = migrate(&mut conn).unwrap_err().to_string();
         assert!(err.contains("newer edgehook"), "{err}");
+    }
+
+    /// A schema-3 queue with a backlog, as an older edgehook left it.
+    fn schema_3_with_backlog() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO events(seq, id, type, timestamp, data, size, received_at) VALUES
+               (1, 'a', 'T', 't', x'7b7d', 10, 0), (2, 'b', 'T', 't', x'7b7d', 10, 0),
+               (3, 'c', 'T', 't', x'7b7d', 10, 0);
+             INSERT INTO deliveries(seq, event_seq, endpoint, state, created_at, next_at) VALUES
+               (10, 1, 'x', 0, 0, 5), (11, 1, 'y', 3, 0, 5), (12, 2, 'x', 0, 0, 5),
+               (13, 2, 'y', 1, 0, 5), (14, 3, 'x', 0, 0, 6);",
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn schema_4_numbers_deliveries_within_their_event() {
+        let mut conn = schema_3_with_backlog();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(i64, i64, String, i64)> = conn
+            .prepare("SELECT seq, event_seq, endpoint, state FROM deliveries ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let row = |seq, event, endpoint: &str, state| (seq, event, endpoint.to_string(), state);
+        assert_eq!(
+            rows,
+            [
+                row(delivery_seq(1, 0), 1, "x", 0),
+                row(delivery_seq(1, 1), 1, "y", 3),
+                row(delivery_seq(2, 0), 2, "x", 0),
+                row(delivery_seq(2, 1), 2, "y", 1),
+                row(delivery_seq(3, 0), 3, "x", 0),
+            ]
+        );
+        // Each endpoint's due order is the same as before.
+        let due: Vec<i64> = conn
+            .prepare("SELECT event_seq FROM deliveries WHERE endpoint = 'x' AND state = 0 ORDER BY next_at, seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(due, [1, 2, 3]);
+        let renumbered: (i64, i64) = conn
+            .query_row("SELECT old, new FROM transfer_renumbered", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(
+            renumbered,
+            (11, delivery_seq(1, 1)),
+            "only the exported row"
+        );
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'deliveries' AND sql IS NOT NULL")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(indexes, ["deliveries_due"]);
+    }
+
+    #[test]
+    fn a_delivery_outside_its_events_range_is_refused() {
+        let mut conn = schema_3_with_backlog();
+        migrate(&mut conn).unwrap();
+        // Without an explicit seq SQLite would pick one in event 3's range.
+        let err = conn
+            .execute(
+                "INSERT INTO deliveries(event_seq, endpoint, created_at) VALUES (1, 'z', 0)",
+                [],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("CHECK"), "{err}");
+        let (lo, hi) = deliveries_of(2);
+        assert_eq!((lo, hi), (delivery_seq(2, 0), delivery_seq(3, 0) - 1));
     }
 }

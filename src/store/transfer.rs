@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::deliveries::remove_event_if_unused;
 use super::now_ms;
-use super::schema::{STATE_EXPORTED, STATE_PENDING};
+use super::schema::{delivery_seq, STATE_EXPORTED, STATE_PENDING};
 use crate::event::stored_size;
 
 /// A transfer step for the writer.
@@ -221,10 +221,11 @@ fn import(
         ])?;
         let event_seq = conn.last_insert_rowid();
         conn.prepare_cached(
-            "INSERT INTO deliveries(event_seq, endpoint, attempts, order_key, created_at, next_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO deliveries(seq, event_seq, endpoint, attempts, order_key, created_at, next_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
         .execute(params![
+            delivery_seq(event_seq, 0),
             event_seq,
             d.endpoint,
             d.attempts,
@@ -246,16 +247,26 @@ fn import(
 fn receipt(conn: &Connection, entries: &[Receipted]) -> rusqlite::Result<(Done, u64)> {
     let (mut removed, mut missing, mut freed) = (0, 0, 0);
     for entry in entries {
-        let event_seq: Option<i64> = conn
-            .prepare_cached(
+        let remove = |seq: i64| {
+            conn.prepare_cached(
                 "DELETE FROM deliveries WHERE seq = ?1 AND endpoint = ?2
                    AND (SELECT e.id FROM events e WHERE e.seq = deliveries.event_seq) = ?3
                  RETURNING event_seq",
             )?
-            .query_row(params![entry.seq, entry.endpoint, entry.event_id], |r| {
-                r.get(0)
-            })
-            .optional()?;
+            .query_row(params![seq, entry.endpoint, entry.event_id], |r| r.get(0))
+            .optional()
+        };
+        let mut event_seq: Option<i64> = remove(entry.seq)?;
+        if event_seq.is_none() {
+            // A bundle exported before schema 4 names the seq the delivery had then.
+            let renumbered: Option<i64> = conn
+                .prepare_cached("DELETE FROM transfer_renumbered WHERE old = ?1 RETURNING new")?
+                .query_row([entry.seq], |r| r.get(0))
+                .optional()?;
+            if let Some(seq) = renumbered {
+                event_seq = remove(seq)?;
+            }
+        }
         match event_seq {
             Some(event_seq) => {
                 removed += 1;
@@ -287,10 +298,11 @@ mod tests {
         let event = conn.last_insert_rowid();
         endpoints
             .iter()
-            .map(|e| {
+            .enumerate()
+            .map(|(i, e)| {
                 conn.execute(
-                    "INSERT INTO deliveries(event_seq, endpoint, created_at, next_at) VALUES (?1, ?2, 5, 5)",
-                    params![event, e],
+                    "INSERT INTO deliveries(seq, event_seq, endpoint, created_at, next_at) VALUES (?1, ?2, ?3, 5, 5)",
+                    params![delivery_seq(event, i), event, e],
                 )
                 .unwrap();
                 conn.last_insert_rowid()
@@ -467,5 +479,33 @@ mod tests {
         assert_eq!(state(&conn, a[0]), None);
         assert_eq!(state(&conn, a[1]), Some(STATE_EXPORTED));
         assert_eq!(state(&conn, b[0]), Some(STATE_EXPORTED));
+    }
+
+    #[test]
+    fn receipt_for_a_bundle_from_before_schema_4_names_the_old_seq() {
+        let conn = db();
+        let a = add(&conn, "a", &["spark"]);
+        export_all(&conn, &["spark"], a[0]);
+        // What the 3 → 4 migration records for an exported row it renumbered.
+        conn.execute(
+            "INSERT INTO transfer_renumbered(old, new) VALUES (7, ?1)",
+            [a[0]],
+        )
+        .unwrap();
+        let entries = vec![Receipted {
+            seq: 7,
+            endpoint: "spark".into(),
+            event_id: "a".into(),
+        }];
+        let applied = apply(&conn, Op::Receipt { entries }, 0, 0).unwrap();
+        assert_eq!(
+            applied.done,
+            Done::Removed {
+                removed: 1,
+                missing: 0
+            }
+        );
+        assert_eq!(state(&conn, a[0]), None);
+        assert_eq!(applied.freed, 10, "the event went with its last delivery");
     }
 }

@@ -24,6 +24,7 @@ use super::clock;
 use super::deliveries::{self, Update};
 use super::purge;
 use super::reserve::Reserve;
+use super::schema::{deliveries_of, delivery_seq, MAX_DELIVERIES_PER_EVENT};
 use super::transfer;
 use super::{is_corrupt, now_ms, Inserted, NewEvent, StoreError};
 use crate::config::{Durability, QueueConfig, WhenFull};
@@ -606,6 +607,12 @@ fn insert_one(conn: &Connection, state: &mut State, ev: &NewEvent) -> Result<Ins
     if !e.id_assigned && is_duplicate(conn, state, &e.id, now)? {
         return Ok(Inserted::Duplicate);
     }
+    if ev.routes.len() > MAX_DELIVERIES_PER_EVENT {
+        return Err(StoreError::Unavailable(format!(
+            "an event can go to at most {MAX_DELIVERIES_PER_EVENT} endpoints; this one was routed to {}",
+            ev.routes.len()
+        )));
+    }
     let size = e.stored_size();
     // Room first, then remember the id: a refused event must not be "seen".
     make_room(conn, state, size)?;
@@ -635,11 +642,12 @@ fn insert_one(conn: &Connection, state: &mut State, ev: &NewEvent) -> Result<Ins
     state.last_insert_ms = state.last_insert_ms.max(now);
     let mut stmt = conn
         .prepare_cached(
-            "INSERT INTO deliveries(event_seq, endpoint, order_key, created_at, next_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO deliveries(seq, event_seq, endpoint, order_key, created_at, next_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(unavailable)?;
-    for route in &ev.routes {
+    for (i, route) in ev.routes.iter().enumerate() {
         stmt.execute(params![
+            delivery_seq(seq, i),
             seq,
             route.endpoint,
             route.order_key,
@@ -701,8 +709,8 @@ fn make_room(conn: &Connection, state: &mut State, size: u64) -> Result<(), Stor
             // Only this group's own events are left: nothing older to drop.
             return Err(full(state));
         };
-        conn.prepare_cached("DELETE FROM deliveries WHERE event_seq = ?1")
-            .and_then(|mut s| s.execute([seq]))
+        conn.prepare_cached("DELETE FROM deliveries WHERE seq BETWEEN ?1 AND ?2")
+            .and_then(|mut s| s.execute(deliveries_of(seq)))
             .and_then(|_| conn.prepare_cached("DELETE FROM events WHERE seq = ?1"))
             .and_then(|mut s| s.execute([seq]))
             .map_err(unavailable)?;
