@@ -17,7 +17,9 @@
 //! (`EDGEHOOK_BENCH_EVENTS`) through the line socket, and over HTTP from 64 clients,
 //! delivered with Standard Webhooks signing to nginx from Debian (`support/nginx.rs`);
 //! `EDGEHOOK_BENCH=builtin` runs the same rows against the built-in receiver.
-//! `benches/quiet_window.py` runs both three times and prints the medians.
+//! `benches/quiet_window.py` runs both three times and prints the medians. To profile the
+//! daemon, point `EDGEHOOK_TEST_BIN` at a wrapper script that execs it under the profiler
+//! (e.g. `valgrind --tool=callgrind`); the rig stops each daemon with SIGTERM.
 //! `EDGEHOOK_BENCH=fanout` stores 20 000 events for 100 offline endpoints (2 million
 //! deliveries) and reports the ingest rate, threads and RSS.
 //! `EDGEHOOK_BENCH=flash` measures flash wear, ingest only (offline endpoint): bytes
@@ -436,7 +438,7 @@ fn issue14_rig(rt: &tokio::runtime::Runtime, rig: &str, n: usize) {
             "nginx" => Upstream::nginx(),
             _ => Upstream::builtin(rt),
         };
-        let daemon = rig_daemon(&upstream, concurrency);
+        let mut daemon = rig_daemon(&upstream, concurrency);
         let run = Run::start(&daemon);
         let sender = if http {
             let socket = daemon.socket().to_path_buf();
@@ -454,6 +456,9 @@ fn issue14_rig(rt: &tokio::runtime::Runtime, rig: &str, n: usize) {
         let threads = run.row(&name, want, Some((got.requests, got.connections)));
         println!("    CPU ms/1k by thread: {threads}");
         rt.block_on(sender).expect("sender");
+        // SIGTERM, not the test helper's SIGKILL: a profiler wrapping the daemon
+        // (`EDGEHOOK_TEST_BIN`, e.g. valgrind) writes its output at exit.
+        daemon.stop();
     }
 }
 

@@ -81,10 +81,13 @@ const MIGRATIONS: &[&str] = &[
     // renumbered so, in the order of their old seqs within each event (each endpoint's
     // (next_at, seq) order is kept: an event's seq grows with its deliveries' seqs).
     // Exported rows remember their old seq (`transfer_renumbered`): a receipt for a
-    // bundle written before the upgrade names those.
+    // bundle written before the upgrade names those. No `REFERENCES events(seq)`: the
+    // bundled SQLite enforces foreign keys, and deleting an event would then look for
+    // its children by `event_seq`, which no index serves any more (a scan of every
+    // delivery per delivered event); the writer keeps events and deliveries together.
     "CREATE TABLE deliveries_v4 (
         seq          INTEGER PRIMARY KEY CHECK (seq >> 16 = event_seq),
-        event_seq    INTEGER NOT NULL REFERENCES events(seq),
+        event_seq    INTEGER NOT NULL,
         endpoint     TEXT    NOT NULL,
         state        INTEGER NOT NULL DEFAULT 0,
         attempts     INTEGER NOT NULL DEFAULT 0,
@@ -261,6 +264,15 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(indexes, ["deliveries_due"]);
+        // A foreign key would make every event delete scan the deliveries.
+        let foreign_keys: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_foreign_key_list('deliveries')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(foreign_keys, 0);
     }
 
     #[test]
