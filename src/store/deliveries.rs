@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::schema::{deliveries_of, STATE_DEAD, STATE_DELIVERED, STATE_PENDING};
+use super::schema::{deliveries_of, event_of, STATE_DEAD, STATE_DELIVERED, STATE_PENDING};
 use super::{now_ms, Hold};
 
 /// A delivery ready to be attempted, with its event.
@@ -126,25 +126,21 @@ pub(super) fn apply(
 ) -> rusqlite::Result<u64> {
     let now = now_ms();
     match &update.outcome {
+        Outcome::Delivered if keep_delivered => {
+            conn.prepare_cached(&format!(
+                "UPDATE deliveries SET state = {STATE_DELIVERED}, updated_at = ?2 WHERE seq = ?1"
+            ))?
+            .execute(params![update.seq, now])?;
+            Ok(0)
+        }
         Outcome::Delivered => {
-            let event_seq: Option<i64> = conn
-                .prepare_cached("SELECT event_seq FROM deliveries WHERE seq = ?1")?
-                .query_row([update.seq], |r| r.get(0))
-                .optional()?;
-            let Some(event_seq) = event_seq else {
-                return Ok(0);
-            };
-            if keep_delivered {
-                conn.prepare_cached(&format!(
-                    "UPDATE deliveries SET state = {STATE_DELIVERED}, updated_at = ?2 WHERE seq = ?1"
-                ))?
-                .execute(params![update.seq, now])?;
-                Ok(0)
-            } else {
-                conn.prepare_cached("DELETE FROM deliveries WHERE seq = ?1")?
-                    .execute([update.seq])?;
-                remove_event_if_unused(conn, event_seq)
+            let removed = conn
+                .prepare_cached("DELETE FROM deliveries WHERE seq = ?1")?
+                .execute([update.seq])?;
+            if removed == 0 {
+                return Ok(0); // purged, dropped or received meanwhile
             }
+            remove_event_if_unused(conn, event_of(update.seq))
         }
         Outcome::Retry {
             attempts,
@@ -194,21 +190,22 @@ pub(super) fn set_hold(
 
 /// Delete the event `seq` if no delivery row refers to it any more; returns bytes freed.
 pub(super) fn remove_event_if_unused(conn: &Connection, event_seq: i64) -> rusqlite::Result<u64> {
-    let used: bool = conn
-        .prepare_cached("SELECT EXISTS(SELECT 1 FROM deliveries WHERE seq BETWEEN ?1 AND ?2)")?
-        .query_row(deliveries_of(event_seq), |r| r.get(0))?;
-    if used {
-        return Ok(0);
-    }
     // Not `DELETE … RETURNING`: SQLite builds an ephemeral table for RETURNING on every
     // call, 10 % of the writer's instructions in the profile (BENCHMARKS.md).
-    let size: Option<i64> = conn
-        .prepare_cached("SELECT size FROM events WHERE seq = ?1")?
-        .query_row([event_seq], |r| r.get(0))
+    let (lo, hi) = deliveries_of(event_seq);
+    let unused_size: Option<i64> = conn
+        .prepare_cached(
+            "SELECT size FROM events WHERE seq = ?1
+               AND NOT EXISTS (SELECT 1 FROM deliveries WHERE seq BETWEEN ?2 AND ?3)",
+        )?
+        .query_row([event_seq, lo, hi], |r| r.get(0))
         .optional()?;
+    let Some(size) = unused_size else {
+        return Ok(0); // still needed, or already gone
+    };
     conn.prepare_cached("DELETE FROM events WHERE seq = ?1")?
         .execute([event_seq])?;
-    Ok(size.unwrap_or(0) as u64)
+    Ok(size as u64)
 }
 
 /// Housekeeping: expire pending deliveries older than `max_age` (ms) to dead letters,

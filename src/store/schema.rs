@@ -131,6 +131,11 @@ pub fn delivery_seq(event_seq: i64, i: usize) -> i64 {
     (event_seq << DELIVERY_BITS) + i as i64
 }
 
+/// The event a delivery belongs to.
+pub fn event_of(delivery_seq: i64) -> i64 {
+    delivery_seq >> DELIVERY_BITS
+}
+
 /// The first and last seq the deliveries of event `event_seq` can have.
 pub fn deliveries_of(event_seq: i64) -> (i64, i64) {
     (
