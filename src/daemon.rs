@@ -277,6 +277,9 @@ fn raise_nofile_limit(config: &Config) {
     let sockets = 1 + u64::from(config.ingest.lines_socket.is_some());
     let upstream: u64 = config.endpoints.iter().map(|e| e.concurrency as u64).sum();
     let need = sockets * config.ingest.max_connections as u64 + upstream + BASE_FDS;
+    // rlim_t is u64 on 64-bit Linux but u32 on armhf.
+    #[allow(clippy::useless_conversion)]
+    let limit = u64::from(limit);
     if limit < need {
         warn!(limit, need, "The open-files limit is below what ingest.max_connections and the endpoints' concurrency may use; clients may be refused. Raise LimitNOFILE= or lower ingest.max_connections.");
     }

@@ -217,7 +217,9 @@ pub fn stderr_is_journal() -> bool {
         return false;
     };
     match nix::sys::stat::fstat(std::io::stderr()) {
-        Ok(st) => st.st_dev == dev && st.st_ino == ino,
+        // ino_t is u32 on armhf, u64 on 64-bit Linux.
+        #[allow(clippy::useless_conversion)]
+        Ok(st) => st.st_dev == dev && u64::from(st.st_ino) == ino,
         Err(_) => false,
     }
 }

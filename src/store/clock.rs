@@ -92,13 +92,16 @@ pub fn looks_unset(wall_ms: i64) -> bool {
 }
 
 /// `CLOCK_BOOTTIME` in milliseconds: elapsed since boot, suspend included, never stepped.
+#[allow(clippy::useless_conversion)] // i64 from i32 on armhf
 fn boot_ms() -> i64 {
     // CLOCK_BOOTTIME exists on every Linux edgehook supports; a failure is a broken
     // invariant of the platform, and MONOTONIC is the next best elapsed-time clock.
     let t = clock_gettime(ClockId::CLOCK_BOOTTIME)
         .or_else(|_| clock_gettime(ClockId::CLOCK_MONOTONIC))
         .expect("clock_gettime(CLOCK_MONOTONIC) cannot fail on Linux");
-    t.tv_sec() * 1000 + t.tv_nsec() / 1_000_000
+    // time_t and c_long are i32 on armhf: widen before multiplying (an i32 of milliseconds
+    // overflows after 24 days of uptime).
+    i64::from(t.tv_sec()) * 1000 + i64::from(t.tv_nsec()) / 1_000_000
 }
 
 /// `queue - boottime` of this process, fixed at the first reading.
