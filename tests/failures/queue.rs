@@ -91,9 +91,11 @@ fn max_age_turns_old_pending_deliveries_into_dead_letters() {
         .toml("[queue]\nmax_age = \"2s\"")
         .toml(ENDPOINTS)
         .start();
+    // Before the request: the delivery's created_at is no earlier, while the 202 may come
+    // well after it (the commit's fsync on a loaded machine).
+    let sent = std::time::Instant::now();
     let r = d.post_event(&event("UploadProduct", "aged-1", "{}"));
     assert_eq!(r.status, 202, "{r:?}");
-    let sent = std::time::Instant::now();
     wait_db(&d, "aged-1's delivery expired to dead", |d| {
         d.query_i64(
             &format!("SELECT COUNT(*) FROM deliveries WHERE state = {STATE_DEAD}"),
