@@ -35,7 +35,18 @@ set -euo pipefail
 DEB=$(realpath "${1:?usage: $0 path/to/edgehook_VERSION_ARCH.deb}")
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${EDGEHOOK_CI_CACHE:-/var/cache/edgehook-ci}
-ROOTFS=$CACHE/rootfs
+# The .deb's architecture picks the rootfs: the host's own boots natively (cached in
+# rootfs/); another one (arm64) is debootstrapped and booted through qemu-user and binfmt
+# (packaging/cross.sh registers the handlers), in rootfs-ARCH/, with every wait_for
+# limit multiplied by EDGEHOOK_CI_SLOW (default 5) for the emulation.
+ARCH=$(dpkg-deb -f "$DEB" Architecture)
+if [ "$ARCH" = "$(dpkg --print-architecture)" ]; then
+    ROOTFS=$CACHE/rootfs
+    SLOW=1
+else
+    ROOTFS=$CACHE/rootfs-$ARCH
+    SLOW=${EDGEHOOK_CI_SLOW:-5}
+fi
 SUITE=bookworm
 INCLUDE=systemd,systemd-sysv,dbus,procps,python3,curl,ca-certificates
 # Bump to rebuild cached rootfs trees made by an older version of this script.
@@ -83,7 +94,7 @@ check() { # description command…: the command must succeed
 }
 
 wait_for() { # seconds description command…: poll until the command succeeds
-    local limit=$1 what=$2 t0=$EPOCHREALTIME
+    local limit=$(($1 * SLOW)) what=$2 t0=$EPOCHREALTIME
     shift 2
     until "$@"; do
         if awk -v a="$t0" -v b="$EPOCHREALTIME" -v l="$limit" 'BEGIN { exit !(b - a > l) }'; then
@@ -139,9 +150,9 @@ flock 9
 if [ "$(cat "$ROOTFS/.edgehook-ci-stamp" 2>/dev/null)" != "$ROOTFS_STAMP" ]; then
     MIRROR=$(apt_mirror | head -n1)
     [ -n "$MIRROR" ] || fail "no apt source for $SUITE in /etc/apt"
-    log "debootstrap $SUITE from $MIRROR (once; cached in $ROOTFS)"
+    log "debootstrap $SUITE $ARCH from $MIRROR (once; cached in $ROOTFS)"
     rm -rf "$ROOTFS.new"
-    debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$ROOTFS.new" "$MIRROR" \
+    debootstrap --arch="$ARCH" --variant=minbase --include="$INCLUDE" "$SUITE" "$ROOTFS.new" "$MIRROR" \
         >"$CACHE/debootstrap.log" 2>&1 || { tail -n 30 "$CACHE/debootstrap.log"; fail "debootstrap"; }
     echo "$ROOTFS_STAMP" >"$ROOTFS.new/.edgehook-ci-stamp"
     rm -rf "$ROOTFS"
