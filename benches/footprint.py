@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Footprint of one edgehook binary, for BENCHMARKS.md ("Footprint").
 
-    benches/footprint.py BINARY [--strip STRIP] [--seconds 60] [--starts 20]
+    benches/footprint.py BINARY [--strip STRIP] [--seconds 60] [--starts 20] [--per-event N]
 
 BINARY may be an ARM build: the kernel runs it through qemu-user (binfmt, see
 packaging/cross.sh; set QEMU_LD_PREFIX to its sysroot). It measures:
@@ -13,9 +13,15 @@ packaging/cross.sh; set QEMU_LD_PREFIX to its sysroot). It measures:
 - idle wake-ups: the growth of voluntary + nonvoluntary context switches summed over
   /proc/PID/task/*/status across --seconds, per second, once with an online endpoint
   (an HTTP receiver on loopback that took one event) and once with an offline one (a
-  refused port, one event queued and retried on its backoff), and once more online with
+  refused port, one event queued; measured from --offline-after seconds into the outage,
+  when the head is probed on a backoff of a minute or more: the probes of the first
+  minute, at 1, 2, 4 … s, are real deadlines and counted apart), and once more online with
   the systemd watchdog on as the shipped unit sets it (WatchdogSec=30s: WATCHDOG_USEC).
-  Threads are listed with their own counts, so a wake-up can be traced to its thread.
+  Threads are listed with their own counts, so a wake-up can be traced to its thread;
+- with --per-event N: instructions per event, counted by valgrind's callgrind (exact and
+  independent of the machine's load, unlike CPU time): a daemon that takes N events one
+  by one over HTTP and delivers each to the loopback receiver, minus one that takes none,
+  divided by N. For comparing builds (opt-level, features), not for absolute speed.
 """
 
 import argparse
@@ -44,8 +50,9 @@ def stripped_size(binary, strip):
 class Daemon:
     """edgehook run in DIR with one endpoint at URL; start() returns seconds to READY=1."""
 
-    def __init__(self, binary, directory, url, watchdog_usec=None):
+    def __init__(self, binary, directory, url, watchdog_usec=None, wrapper=()):
         self.binary, self.dir, self.watchdog_usec = binary, directory, watchdog_usec
+        self.wrapper = list(wrapper)
         self.config = os.path.join(directory, "edgehook.toml")
         with open(self.config, "w") as f:
             f.write(
@@ -71,7 +78,7 @@ class Daemon:
         log = open(os.path.join(self.dir, "log"), "ab")
         began = time.monotonic()
         self.proc = subprocess.Popen(
-            [self.binary, "run", "--config", self.config],
+            [*self.wrapper, self.binary, "run", "--config", self.config],
             env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
         )
         sock.settimeout(READY_TIMEOUT)
@@ -85,7 +92,7 @@ class Daemon:
 
     def stop(self):
         self.proc.terminate()
-        self.proc.wait(timeout=60)
+        self.proc.wait(timeout=300)
 
     def send(self, event_type):
         body = f'{{"type":"{event_type}","data":{{"n":1}}}}'.encode()
@@ -143,6 +150,10 @@ def wakeups(daemon, seconds):
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
+    """Answers 200 and keeps the connection open, as receivers do (HTTP/1.1 keep-alive):
+    the daemon's idle connection pool is part of what is measured."""
+
+    protocol_version = "HTTP/1.1"
     received = 0
 
     def do_POST(self):
@@ -154,6 +165,27 @@ class Receiver(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+def instructions(binary, url, events):
+    """Instructions executed by a daemon that took `events` events and delivered them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        d = Daemon(binary, tmp, url,
+                   wrapper=["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"])
+        d.start()
+        try:
+            got = Receiver.received
+            for _ in range(events):
+                d.send("footprint.cpu")
+            wait_until("the deliveries", lambda: Receiver.received >= got + events, 600)
+        finally:
+            d.stop()
+        with open(out) as f:
+            for line in f:
+                if line.startswith(("summary:", "totals:")):
+                    return int(line.split()[1])
+    raise RuntimeError(f"no total in {out}")
 
 
 def wait_until(what, condition, timeout=60):
@@ -170,6 +202,9 @@ def main():
     ap.add_argument("--strip", default="strip")
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--starts", type=int, default=20)
+    ap.add_argument("--offline-after", type=float, default=120)
+    ap.add_argument("--per-event", type=int, metavar="N",
+                    help="also count instructions per event over N events (callgrind)")
     args = ap.parse_args()
     binary = os.path.abspath(args.binary)
 
@@ -182,6 +217,12 @@ def main():
     with socket.socket() as s:  # a port nobody listens on: connections are refused
         s.bind(("127.0.0.1", 0))
         offline_url = f"http://127.0.0.1:{s.getsockname()[1]}/hook"
+
+    if args.per_event:
+        idle = instructions(binary, online_url, 0)
+        busy = instructions(binary, online_url, args.per_event)
+        print(f"instructions per event (callgrind, {args.per_event} events, "
+              f"one per request, delivered over plain HTTP): {(busy - idle) / args.per_event:.0f}")
 
     fresh, existing = [], []
     for _ in range(args.starts):
@@ -197,7 +238,7 @@ def main():
 
     runs = (
         ("online", online_url, None),
-        ("offline", offline_url, None),
+        (f"offline (from {args.offline_after:.0f} s into the outage)", offline_url, None),
         ("online, WatchdogSec=30s", online_url, 30_000_000),
     )
     for label, url, watchdog_usec in runs:
@@ -209,7 +250,11 @@ def main():
                 d.send("footprint.test")
                 if url == online_url:
                     wait_until("the delivery", lambda: Receiver.received > got)
-                time.sleep(5)
+                    time.sleep(5)
+                else:
+                    first, _, _ = wakeups(d, args.offline_after)
+                    print(f"first {args.offline_after:.0f} s of the outage (probes on the backoff): "
+                          f"{first:.3f} wake-ups/s")
                 rss = d.rss_kib()
                 rate, threads, per_thread = wakeups(d, args.seconds)
                 print(f"idle, {label} endpoint: RSS {rss} KiB ({rss / 1024:.1f} MiB), "

@@ -42,8 +42,9 @@ use crate::store::Hold;
 /// Rows read per page; bounds memory per endpoint whatever the backlog.
 pub const PAGE: usize = 256;
 /// Look at the queue at least this often even without a signal (a safety net only: every
-/// change the scheduler can know of wakes it sooner).
-const IDLE_RECHECK: Duration = Duration::from_secs(30);
+/// change the scheduler can know of wakes it sooner). Long, because each look wakes an
+/// idle board (BENCHMARKS.md, "Footprint": idle wake-ups).
+const IDLE_RECHECK: Duration = Duration::from_secs(300);
 /// After a failed read, try again this soon.
 const READ_RETRY: Duration = Duration::from_secs(1);
 /// The cursor before the first row.
