@@ -20,8 +20,11 @@ use tracing::debug;
 use super::{peer, Accepted, ApiError, Ingest, Prepared};
 use crate::store::Peer;
 
-/// Most lines stored in one call: bounds one commit's size and a reply burst.
-const MAX_LINES_PER_COMMIT: usize = 8192;
+/// Most lines stored in one call: bounds one commit's size, a reply burst and the memory
+/// a pipelining client makes the daemon hold (parsed events wait here for the commit:
+/// 8 192 of them were most of the line socket's 34 MiB peak RSS on issue 14's rig).
+/// 2 048 lines still share one fsync among thousands of events.
+const MAX_LINES_PER_COMMIT: usize = 2048;
 /// Most deliveries (routes) stored in one call: with many endpoints, memory follows the
 /// routes, not the lines (8 192 events × 100 endpoints held 287 MiB, BENCHMARKS.md).
 /// Checked after each read chunk, so one call holds at most this plus one chunk's routes.
