@@ -5,8 +5,8 @@
 //! - **fast**: nginx from Debian (`support/nginx.rs`, `return 200`), whose latency hardly
 //!   moves with load: adaptive should reach the events/s of the best fixed setting;
 //! - **knee**: `support/knee.rs`, 16 workers of 2 ms each (about 3 ms with tokio's
-//!   millisecond timer, so at most ~5,000 requests/s); past 16 in flight only its latency grows: adaptive should settle near 16 instead of
-//!   piling on, at the same events/s;
+//!   millisecond timer, so at most ~5,000 requests/s); past 16 in flight only its latency
+//!   grows: adaptive should settle near 16 instead of piling on, at the same events/s;
 //! - **fleet**: four relays with a backlog each, released at once against the knee
 //!   receiver (a site's link coming back for a fleet): the receiver's requests in flight,
 //!   adaptive against fixed settings.
@@ -14,9 +14,9 @@
 //! Each run: a fresh daemon whose one endpoint is paused, a backlog posted as NDJSON
 //! batches (committed before the clock starts), then `resume` and the clock runs until the
 //! receiver has answered every event. `EDGEHOOK_BENCH_ONLY=fast|knee|fleet` runs one
-//! scenario. Rows are medians of `EDGEHOOK_BENCH_RUNS` runs
-//! (default 3); `EDGEHOOK_BENCH_EVENTS` sets the backlog (default 40,000; the knee and
-//! fleet scenarios use a quarter). Signing (Standard Webhooks) and TLS on, as in issue 14's
+//! scenario. Rows are medians of `EDGEHOOK_BENCH_RUNS` runs (default 3);
+//! `EDGEHOOK_BENCH_EVENTS` sets the backlog (default 40,000; the knee scenario uses a
+//! quarter, the fleet a sixteenth per relay). Signing (Standard Webhooks) and TLS on, as in issue 14's
 //! rig. Columns: drain events/s; the daemon's CPU per 1k events; the limit (status'
 //! `concurrency_limit`, median and range over the second half of the drain); at the knee
 //! receiver its mean latency, mean requests in flight (Little's law) and the peak.
