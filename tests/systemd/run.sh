@@ -283,7 +283,7 @@ check "active (running)" test "$(prop ActiveState)/$(prop SubState)" = active/ru
 check "the socket answers as soon as start returned (READY=1 came after listen)" \
     test "$(ct curl -sS -o /dev/null -w '%{http_code}' --unix-socket /run/edgehook/edgehook.sock http://localhost/v1/health)" = 200
 check "runs as edgehook, not root" test "$(ct ps -o user= -p "$(prop MainPID)")" = edgehook
-check "Type=notify, watchdog armed" test "$(prop Type) $(prop WatchdogUSec)" = "notify 30s"
+check "Type=notify, watchdog armed" test "$(prop Type) $(prop WatchdogUSec)" = "notify 3min"
 
 # ---------------------------------------------------------------------------------------
 log "== deliver"
