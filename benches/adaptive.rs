@@ -31,6 +31,8 @@ mod proc_stats;
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/util/mod.rs"]
 mod util;
+#[path = "support/wait.rs"]
+mod wait;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,6 +41,7 @@ use std::time::{Duration, Instant};
 use knee::Knee;
 use nginx::Nginx;
 use proc_stats::Snapshot;
+use wait::env_usize;
 
 /// The knee receiver: workers and service time of each request.
 const KNEE_WORKERS: usize = 16;
@@ -55,13 +58,6 @@ type Setting = Option<usize>;
 
 fn label(setting: Setting) -> String {
     setting.map_or("adaptive".to_owned(), |n| format!("fixed {n}"))
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() {

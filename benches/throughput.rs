@@ -49,16 +49,10 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use support::proc_stats::{peak_rss_mib, Sampler, Snapshot};
 use support::upstream::Upstream;
+use support::wait::env_usize;
 
 fn scale() -> usize {
     env_usize("EDGEHOOK_BENCH_SCALE", 1)
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() {

@@ -117,18 +117,8 @@ impl Knee {
     /// # Panics
     /// After `timeout`.
     pub fn wait_for(&self, n: u64, timeout: Duration) -> Counts {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let c = self.counts();
-            if c.requests >= n {
-                return c;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "knee receiver saw {c:?}, waiting for {n}"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let what = format!("knee receiver, waiting for {n} requests");
+        super::wait::poll_until(&what, timeout, || self.counts(), |c| c.requests >= n)
     }
 }
 

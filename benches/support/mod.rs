@@ -5,3 +5,4 @@ pub mod endpoints;
 pub mod nginx;
 pub mod proc_stats;
 pub mod upstream;
+pub mod wait;

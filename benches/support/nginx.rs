@@ -134,18 +134,8 @@ http {{
     /// # Panics
     /// After `timeout`.
     pub fn wait_for(&self, n: u64, timeout: Duration) -> Counts {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let c = self.counts();
-            if c.requests >= n {
-                return c;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nginx saw {c:?}, waiting for {n} requests"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let what = format!("nginx, waiting for {n} requests");
+        super::wait::poll_until(&what, timeout, || self.counts(), |c| c.requests >= n)
     }
 
     /// `stub_status`' accepted connections and requests, this poll included.
