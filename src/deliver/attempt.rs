@@ -1,7 +1,7 @@
 //! One delivery attempt's I/O: build the request, send it within the endpoint's
-//! timeouts, read the answer, decide ([`retry::decide`]) and hand the outcome to the
-//! store's group commit. Everything here runs in its own task; the worker only learns the
-//! [`Finished`] report.
+//! timeouts, read the answer and decide ([`retry::decide`]) what to record. Everything
+//! here runs in its own task; the worker learns the [`Finished`] report and records the
+//! outcome (`outbox.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -15,10 +15,9 @@ use super::retry::{self, Attempted, Verdict};
 use super::scheduler::Start;
 use super::status::EndpointHandle;
 use crate::config::EndpointConfig;
-use crate::logging::repeats::Repeats;
 use crate::sign::Signer;
 use crate::store::deliveries::Update;
-use crate::store::{now_ms, Committed, Store};
+use crate::store::{now_ms, Store};
 
 /// Bytes of an error response kept for the dead-letter record.
 const DETAIL_BYTES: usize = 200;
@@ -26,9 +25,6 @@ const DETAIL_BYTES: usize = 200;
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Upstream `Date` further than this from our clock is reported (SPEC §5).
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
-
-/// A failing store fails every outcome the same way: one line, then a summary a minute.
-static RECORD_FAILED: Repeats = Repeats::new();
 
 /// What an attempt task reports back.
 pub struct Finished {
@@ -38,9 +34,8 @@ pub struct Finished {
     pub verdict: Verdict,
     /// The HTTP status, when there was an answer (logged as the journal's STATUS field).
     pub status: Option<u16>,
-    /// Resolves when the recorded outcome is durable (`None` if nothing was recorded or
-    /// handing it to the store failed).
-    pub committed: Option<Committed>,
+    /// The outcome to record (`None` when the verdict records nothing: offline, gone).
+    pub update: Option<Update>,
     /// How long the exchange took (the adaptive limit learns from it).
     pub latency: Duration,
 }
@@ -55,7 +50,7 @@ pub struct Attempter {
 }
 
 impl Attempter {
-    /// One attempt: send, decide, record.
+    /// One attempt: send and decide.
     pub async fn run(self: Arc<Self>, start: Start) -> Finished {
         let due = &start.due;
         let attempt = due.attempts + 1;
@@ -65,31 +60,19 @@ impl Attempter {
         self.handle.observe_attempt(latency);
         let verdict = retry::decide(&self.endpoint, &result, due.attempts, rand::random());
         let (status, _) = retry::describe(&result);
-        let mut committed = None;
-        if let Some(outcome) = verdict.outcome(now_ms(), start.keep_place()) {
-            let update = Update {
+        let update = verdict
+            .outcome(now_ms(), start.keep_place())
+            .map(|outcome| Update {
                 seq: due.seq,
                 outcome,
-            };
-            committed = match self.store.complete(vec![update]).await {
-                Ok(c) => Some(c),
-                Err(err) => {
-                    let key = format!("{}: {err}", self.endpoint.name);
-                    if let Some(repeated) = RECORD_FAILED.admit(&key) {
-                        warn!(endpoint = %self.endpoint.name, event_id = %due.event_id, error = %err, repeated,
-                            "Recording a delivery outcome failed; the delivery stays queued and may be sent again.");
-                    }
-                    None
-                }
-            };
-        }
+            });
         Finished {
             seq: due.seq,
             attempt,
             event_id: start.due.event_id,
             verdict,
             status,
-            committed,
+            update,
             latency,
         }
     }

@@ -11,6 +11,7 @@ mod adaptive;
 mod attempt;
 mod client;
 mod connect;
+mod outbox;
 mod proxy;
 mod rate;
 pub mod request;

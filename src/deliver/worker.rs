@@ -4,8 +4,8 @@
 //! tasks ([`Attempter`]), waits — and reports every result back. It keeps no scheduling
 //! state of its own; the rules (ordering keys, offline probing, holds, paging, the rate
 //! limit) live in `scheduler.rs` with their unit tests. Every outcome is recorded through
-//! the store's group commit before the scheduler forgets the delivery, so a crash can only
-//! repeat an attempt, never lose one.
+//! the store's group commit (a batch at a time, `outbox.rs`) before the scheduler forgets
+//! the delivery, so a crash can only repeat an attempt, never lose one.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::attempt::{Attempter, Finished};
+use super::outbox::Outbox;
 use super::retry::Verdict;
 use super::scheduler::{Action, Fetch, Fetched, Now, Scheduler, Settings, Transition};
 use super::status::{Control, EndpointHandle};
@@ -25,6 +26,8 @@ use crate::store::{now_ms, Hold, StoreError};
 
 /// A failing read fails the same way every second: one line, then a summary a minute.
 static READ_FAILED: Repeats = Repeats::new();
+/// A failing store fails every outcome the same way: one line, then a summary a minute.
+static RECORD_FAILED: Repeats = Repeats::new();
 
 /// One endpoint's loop; its parts (config, client, signer, store, handle) are the ones
 /// every attempt task shares.
@@ -72,9 +75,9 @@ impl Worker {
         }
         let mut sched = Scheduler::new(Settings::of(&self.parts.endpoint), hold, Now::read().mono);
         let mut tasks: JoinSet<Finished> = JoinSet::new();
-        // One task per settling delivery, resolving to (seq, committed?).
-        let mut commits: JoinSet<(i64, bool)> = JoinSet::new();
+        let mut outbox = Outbox::default();
         while !cancel.is_cancelled() {
+            self.record(&mut sched, &mut outbox).await;
             let wake = loop {
                 match sched.poll(Now::read()) {
                     Action::Start(start) => {
@@ -97,10 +100,14 @@ impl Worker {
                 _ = cancel.cancelled() => break,
                 Some(joined) = tasks.join_next() => {
                     if let Ok(done) = joined {
-                        self.finished(&mut sched, &mut commits, done).await;
+                        self.finished(&mut sched, &mut outbox, done).await;
                     }
                 }
-                Some(Ok((seq, ok))) = commits.join_next() => sched.settled(seq, ok),
+                Some((seqs, ok)) = outbox.committed() => {
+                    for seq in seqs {
+                        sched.settled(seq, ok);
+                    }
+                }
                 Some(control) = controls.recv() => {
                     self.log_control(&control, sched.is_offline());
                     sched.control(&control, Now::read());
@@ -109,18 +116,18 @@ impl Worker {
                 _ = tokio::time::sleep_until(wake.into()) => {}
             }
         }
-        if !tasks.is_empty() || !commits.is_empty() {
+        if !tasks.is_empty() || !outbox.is_empty() {
             debug!(endpoint = %name, in_flight = tasks.len(), "Letting in-flight deliveries finish.");
             let drain = async {
                 while let Some(done) = tasks.join_next().await {
                     if let Ok(Finished {
-                        committed: Some(c), ..
+                        update: Some(u), ..
                     }) = done
                     {
-                        let _ = c.wait().await;
+                        outbox.push(u);
                     }
                 }
-                while commits.join_next().await.is_some() {}
+                outbox.drain(&self.parts.store).await;
             };
             if tokio::time::timeout(grace, drain).await.is_err() {
                 warn!(endpoint = %name, cut = tasks.len(),
@@ -156,29 +163,27 @@ impl Worker {
             .await
     }
 
-    /// Account for a finished attempt: the scheduler, the log, holds, the status counters.
-    async fn finished(
-        &self,
-        sched: &mut Scheduler,
-        commits: &mut JoinSet<(i64, bool)>,
-        mut done: Finished,
-    ) {
+    /// Hand finished attempts' outcomes to the store when no batch is in flight; if the
+    /// store cannot take them, their rows are still pending and are read again.
+    async fn record(&self, sched: &mut Scheduler, outbox: &mut Outbox) {
+        if let Err((seqs, err)) = outbox.send(&self.parts.store).await {
+            let name = &self.parts.endpoint.name;
+            if let Some(repeated) = RECORD_FAILED.admit(&format!("{name}: {err}")) {
+                warn!(endpoint = %name, error = %err, deliveries = seqs.len(), repeated,
+                    "Recording delivery outcomes failed; the deliveries stay queued and may be sent again.");
+            }
+            for seq in seqs {
+                sched.settled(seq, false);
+            }
+        }
+    }
+
+    /// Account for a finished attempt: its outcome to record, the scheduler, the log,
+    /// holds, the status counters.
+    async fn finished(&self, sched: &mut Scheduler, outbox: &mut Outbox, mut done: Finished) {
         let name = &self.parts.endpoint.name;
-        if let Some(committed) = done.committed.take() {
-            let seq = done.seq;
-            commits.spawn(async move { (seq, committed.wait().await.is_ok()) });
-        } else if done.verdict.records() {
-            // Handing the outcome to the store failed: the row is still pending.
-            sched.finished(
-                done.seq,
-                &done.verdict,
-                done.latency,
-                Now::read(),
-                rand::random(),
-            );
-            sched.settled(done.seq, false);
-            self.count(&done);
-            return;
+        if let Some(update) = done.update.take() {
+            outbox.push(update);
         }
         self.log(&done);
         let transition = sched.finished(

@@ -22,9 +22,12 @@ mod schema;
 pub mod transfer;
 mod writer;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags};
@@ -96,13 +99,17 @@ pub enum StoreError {
     Closed,
 }
 
-/// Outcomes handed to the writer, not yet known to be committed.
+/// Outcomes handed to the writer, not yet known to be committed: resolves with the
+/// commit's result.
 pub struct Committed(oneshot::Receiver<Result<(), StoreError>>);
 
-impl Committed {
-    /// Wait for the commit.
-    pub async fn wait(self) -> Result<(), StoreError> {
-        self.0.await.map_err(|_| StoreError::Closed)?
+impl Future for Committed {
+    type Output = Result<(), StoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.map_err(|_| StoreError::Closed).and_then(|r| r))
     }
 }
 
@@ -214,7 +221,7 @@ impl Store {
 
     /// Hand delivery outcomes to the writer (batched with others' into one commit). The
     /// returned [`Committed`] resolves once they are committed; callers that need not wait
-    /// (a delivery worker freeing its slot) await it elsewhere.
+    /// (a delivery worker, which goes on delivering) await it elsewhere.
     pub async fn complete(
         &self,
         updates: Vec<deliveries::Update>,

@@ -115,12 +115,13 @@ impl Reserve {
     fn room(&self, conn: &Connection) -> Option<u64> {
         let fs = nix::sys::statvfs::statvfs(&self.dir).ok()?;
         let free = (fs.blocks_available() as u64).saturating_mul(fs.fragment_size() as u64);
-        let pages: i64 = conn
-            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
-            .unwrap_or(0);
-        let page_size: i64 = conn
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
-            .unwrap_or(0);
+        // Kept prepared: this runs before every insert call (each HTTP request).
+        let ask = |pragma: &str| -> i64 {
+            conn.prepare_cached(pragma)
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .unwrap_or(0)
+        };
+        let (pages, page_size) = (ask("PRAGMA freelist_count"), ask("PRAGMA page_size"));
         Some(free.saturating_add((pages.max(0) as u64).saturating_mul(page_size.max(0) as u64)))
     }
 
