@@ -526,7 +526,7 @@ fn fanout(n: usize, endpoints: usize) {
             )
         })
         .collect();
-    let daemon = util::Builder::new().lines_socket().toml(&config).start();
+    let mut daemon = util::Builder::new().lines_socket().toml(&config).start();
     let sampler = Sampler::start(daemon.pid());
     header();
     let run = Run::start(&daemon);
@@ -548,4 +548,5 @@ fn fanout(n: usize, endpoints: usize) {
         mib(rss),
         samples.len()
     );
+    daemon.stop(); // SIGTERM: a profiler wrapping the daemon writes its output at exit
 }

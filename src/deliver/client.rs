@@ -1,7 +1,10 @@
 //! The HTTPS client of one endpoint: hyper-util's pooled client over hyper-rustls, with
 //! the endpoint's trust anchors, TLS versions, client certificate and server-name
-//! override. HTTP/1.1 and h2 are offered by ALPN; connections are reused.
+//! override. HTTP/1.1 and h2 are offered by ALPN; connections are reused. The system's
+//! trust anchors are read once per config load and shared by the endpoints that use them
+//! ([`SystemRoots`]).
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
@@ -22,10 +25,33 @@ use crate::config::{EndpointConfig, Roots, TlsConfig, TlsVersion};
 
 pub type HttpClient = Client<Bounded<HttpsConnector<Connector>>, Full<Bytes>>;
 
+/// The system's trust anchors, read on first use and then shared: a hundred endpoints
+/// neither parse `/etc/ssl/certs` a hundred times nor hold a hundred copies of it (about
+/// 80 KiB each; BENCHMARKS.md, "Threads with 100 endpoints").
+#[derive(Default)]
+pub struct SystemRoots(Option<Arc<RootCertStore>>);
+
+impl SystemRoots {
+    fn get(&mut self) -> Arc<RootCertStore> {
+        self.0
+            .get_or_insert_with(|| {
+                let mut roots = RootCertStore::empty();
+                let found = rustls_native_certs::load_native_certs();
+                for err in &found.errors {
+                    debug!(error = %err, "Skipping an unreadable system CA certificate.");
+                }
+                let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+                debug!(added, "Loaded system trust anchors.");
+                Arc::new(roots)
+            })
+            .clone()
+    }
+}
+
 /// Build the client for `endpoint`. Errors name the endpoint and the file at fault.
-pub fn build(endpoint: &EndpointConfig) -> anyhow::Result<HttpClient> {
+pub fn build(endpoint: &EndpointConfig, system: &mut SystemRoots) -> anyhow::Result<HttpClient> {
     let plain = endpoint.url.scheme_str() == Some("http");
-    let tls = tls_config(&endpoint.tls, plain)
+    let tls = tls_config(&endpoint.tls, plain, system)
         .with_context(|| format!("endpoint {:?}: TLS setup", endpoint.name))?;
     let builder = HttpsConnectorBuilder::new().with_tls_config(tls);
     let builder = if endpoint.allow_plain_http {
@@ -61,30 +87,17 @@ pub fn build(endpoint: &EndpointConfig) -> anyhow::Result<HttpClient> {
 }
 
 /// The rustls client config; `plain` (an `http://` endpoint) needs no trust anchors.
-fn tls_config(tls: &TlsConfig, plain: bool) -> anyhow::Result<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    if tls.roots == Roots::System {
-        let found = rustls_native_certs::load_native_certs();
-        for err in &found.errors {
-            debug!(error = %err, "Skipping an unreadable system CA certificate.");
-        }
-        let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-        debug!(added, "Loaded system trust anchors.");
-    }
-    if let Some(path) = &tls.ca_file {
-        for cert in CertificateDer::pem_file_iter(path)
-            .with_context(|| format!("cannot read tls.ca_file {}", path.display()))?
-        {
-            let cert = cert
-                .with_context(|| format!("tls.ca_file {} has a bad certificate", path.display()))?;
-            roots.add(cert).with_context(|| {
-                format!(
-                    "tls.ca_file {} has an unusable CA certificate",
-                    path.display()
-                )
-            })?;
-        }
-    }
+fn tls_config(
+    tls: &TlsConfig,
+    plain: bool,
+    system: &mut SystemRoots,
+) -> anyhow::Result<ClientConfig> {
+    let roots = match (tls.roots, &tls.ca_file) {
+        (Roots::System, None) => system.get(),
+        (Roots::System, Some(path)) => Arc::new(with_ca_file((*system.get()).clone(), path)?),
+        (Roots::CaFile, Some(path)) => Arc::new(with_ca_file(RootCertStore::empty(), path)?),
+        (Roots::CaFile, None) => Arc::new(RootCertStore::empty()),
+    };
     if roots.is_empty() && !plain {
         return Err(anyhow!(
             "no trust anchors: no system CA certificates were found (install ca-certificates) and no tls.ca_file is set"
@@ -114,4 +127,34 @@ fn tls_config(tls: &TlsConfig, plain: bool) -> anyhow::Result<ClientConfig> {
         _ => builder.with_no_client_auth(),
     };
     Ok(config)
+}
+
+/// `roots` plus the CA certificates of `tls.ca_file`.
+fn with_ca_file(mut roots: RootCertStore, path: &Path) -> anyhow::Result<RootCertStore> {
+    for cert in CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("cannot read tls.ca_file {}", path.display()))?
+    {
+        let cert =
+            cert.with_context(|| format!("tls.ca_file {} has a bad certificate", path.display()))?;
+        roots.add(cert).with_context(|| {
+            format!(
+                "tls.ca_file {} has an unusable CA certificate",
+                path.display()
+            )
+        })?;
+    }
+    Ok(roots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Endpoints built from one config load share one copy of the system's anchors.
+    #[test]
+    fn system_roots_are_read_once_and_shared() {
+        let mut system = SystemRoots::default();
+        let (a, b) = (system.get(), system.get());
+        assert!(Arc::ptr_eq(&a, &b));
+    }
 }

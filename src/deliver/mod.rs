@@ -45,8 +45,9 @@ pub struct Prepared {
 /// TLS material or signing secret cannot be used.
 pub fn prepare(config: &Config, store: &Store) -> anyhow::Result<Vec<Prepared>> {
     let mut prepared = Vec::new();
+    let mut system = client::SystemRoots::default();
     for endpoint in &config.endpoints {
-        let (client, signer) = parts(endpoint)?;
+        let (client, signer) = parts(endpoint, &mut system)?;
         let (handle, controls) = EndpointHandle::new(endpoint.name.to_string());
         let worker = Worker::new(Attempter {
             endpoint: endpoint.clone(),
@@ -63,15 +64,19 @@ pub fn prepare(config: &Config, store: &Store) -> anyhow::Result<Vec<Prepared>> 
 /// Whether every endpoint's client and signer can be built (`preflight`, check-config):
 /// the same errors [`prepare`] would meet.
 pub fn check(config: &Config) -> anyhow::Result<()> {
+    let mut system = client::SystemRoots::default();
     for endpoint in &config.endpoints {
-        parts(endpoint)?;
+        parts(endpoint, &mut system)?;
     }
     Ok(())
 }
 
 /// An endpoint's HTTP client (TLS files read here) and signer.
-fn parts(endpoint: &EndpointConfig) -> anyhow::Result<(client::HttpClient, Option<Signer>)> {
-    let client = client::build(endpoint)?;
+fn parts(
+    endpoint: &EndpointConfig,
+    system: &mut client::SystemRoots,
+) -> anyhow::Result<(client::HttpClient, Option<Signer>)> {
+    let client = client::build(endpoint, system)?;
     let signer = endpoint
         .signing
         .as_ref()

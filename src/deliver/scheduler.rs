@@ -39,8 +39,14 @@ use crate::config::{EndpointConfig, Ordering, RateLimit, RetryConfig};
 use crate::store::deliveries::Due;
 use crate::store::Hold;
 
-/// Rows read per page; bounds memory per endpoint whatever the backlog.
+/// Rows read per page at most; bounds memory per endpoint whatever the backlog.
 pub const PAGE: usize = 256;
+/// Rows read per page for each attempt the endpoint may have in flight (up to [`PAGE`]):
+/// an endpoint that starts one attempt at a time (adaptive concurrency's first window, a
+/// `fifo` endpoint) reads a few rows, not a full page. A hundred endpoints that wake at
+/// once to a new backlog and go offline at their first attempt so hold ~16 rows each,
+/// not 256 (BENCHMARKS.md, "Threads with 100 endpoints").
+const PAGE_PER_SLOT: usize = 16;
 /// Look at the queue at least this often even without a signal (a safety net only: every
 /// change the scheduler can know of wakes it sooner). Long, because each look wakes an
 /// idle board (BENCHMARKS.md, "Footprint": idle wake-ups).
@@ -301,7 +307,7 @@ impl Scheduler {
         }
         Fetch::Page {
             after: self.cursor,
-            limit: PAGE,
+            limit: self.limit().saturating_mul(PAGE_PER_SLOT).clamp(1, PAGE),
         }
     }
 

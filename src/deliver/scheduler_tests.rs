@@ -464,3 +464,22 @@ fn adaptive_concurrency_starts_at_one_grows_and_restarts_after_an_outage() {
     assert!(s.is_offline());
     assert_eq!(s.limit(), 1);
 }
+
+#[test]
+fn a_page_is_sized_by_the_attempts_allowed_in_flight() {
+    let c = Clock::new();
+    let limit_of_first_read = |s: &mut Scheduler| match s.poll(c.now()) {
+        Action::Fetch(Fetch::Page { limit, .. }) => limit,
+        other => panic!("expected a page read, got {other:?}"),
+    };
+    let mut one = Scheduler::new(settings(Keys::None, 1), None, c.mono);
+    assert_eq!(limit_of_first_read(&mut one), PAGE_PER_SLOT);
+    let mut many = Scheduler::new(settings(Keys::None, 64), None, c.mono);
+    assert_eq!(limit_of_first_read(&mut many), PAGE);
+    // Adaptive starts from one attempt in flight: a hundred endpoints waking to a new
+    // backlog read a few rows each, not a page.
+    let mut adaptive = settings(Keys::None, 64);
+    adaptive.adaptive = true;
+    let mut adaptive = Scheduler::new(adaptive, None, c.mono);
+    assert_eq!(limit_of_first_read(&mut adaptive), PAGE_PER_SLOT);
+}
