@@ -299,10 +299,13 @@ impl Scheduler {
         if matches!(self.mode, Mode::Offline { .. }) {
             return Fetch::Head;
         }
-        // With nothing in flight or waiting, start from the beginning; a cursor in the
-        // future means the wall clock went back, and the rows' times with it.
-        if (self.in_flight.is_empty() && self.busy_keys.is_empty()) || self.cursor.0 > now.store_ms
-        {
+        // With nothing in flight, settling or waiting, start from the beginning; a cursor
+        // in the future means the wall clock went back, and the rows' times with it. (Not
+        // while rows settle: the page would hold them again, and the worker, reading in a
+        // loop, would never learn that their outcomes were committed.)
+        let idle =
+            self.in_flight.is_empty() && self.busy_keys.is_empty() && self.settling.is_empty();
+        if idle || self.cursor.0 > now.store_ms {
             self.cursor = START;
         }
         Fetch::Page {

@@ -483,3 +483,25 @@ fn a_page_is_sized_by_the_attempts_allowed_in_flight() {
     let mut adaptive = Scheduler::new(adaptive, None, c.mono);
     assert_eq!(limit_of_first_read(&mut adaptive), PAGE_PER_SLOT);
 }
+
+#[test]
+fn a_settling_row_alone_does_not_make_the_scheduler_read_in_a_loop() {
+    // The last delivery finished and its outcome is not committed yet: the page holds only
+    // that row. The scheduler must wait (for the commit, or a new row), not re-read the
+    // same page until the commit lands: the worker learns of the commit only while waiting.
+    let c = Clock::new();
+    let mut q = Queue::of(1, c.ms());
+    let mut s = Scheduler::new(settings(Keys::None, 1), None, c.mono);
+    let (started, _, _) = run(&mut s, &q, &c);
+    assert_eq!(started, vec![1]);
+    s.finished(1, &Verdict::Delivered, MS, c.now(), 0.5);
+    let (started, _, _) = run(&mut s, &q, &c);
+    assert!(started.is_empty(), "{started:?}");
+    // A new row arrives before the commit: it starts; the settling row does not.
+    q.0.push(row(2, c.ms(), None));
+    s.notified();
+    let (started, _, _) = run(&mut s, &q, &c);
+    assert_eq!(started, vec![2]);
+    s.settled(1, true);
+    q.remove(1);
+}

@@ -516,3 +516,44 @@ mod tests {
         assert_eq!(x, 1);
     }
 }
+
+#[cfg(test)]
+mod seq_tests {
+    use super::*;
+
+    /// SQLite hands out the rowid of a deleted newest row again; the writer must not: a
+    /// delivery worker still waiting for the delivered row's outcome to commit matches it
+    /// by seq, and would take the new event's delivery for the old one (and skip it).
+    #[tokio::test]
+    async fn a_delivered_newest_event_does_not_give_its_seq_to_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::parse("", &dir.path().join("edgehook.toml")).unwrap();
+        let store = Store::open(&dir.path().join("queue.db"), &config.queue).unwrap();
+        let event = |id: &str| NewEvent {
+            event: Event::parse(format!(r#"{{"id":"{id}","type":"T","data":{{}}}}"#).as_bytes())
+                .unwrap(),
+            routes: vec![Route {
+                endpoint: "e".into(),
+                order_key: None,
+            }],
+            peer: Peer::default(),
+        };
+        let newest = || {
+            store.read(|c| {
+                c.query_row("SELECT MAX(seq) FROM deliveries", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
+        };
+        store.insert(vec![event("a")], true).await.unwrap();
+        let first = newest().await.unwrap();
+        let update = deliveries::Update {
+            seq: first,
+            outcome: deliveries::Outcome::Delivered,
+        };
+        store.complete(vec![update]).await.unwrap().await.unwrap();
+        store.insert(vec![event("b")], true).await.unwrap();
+        let second = newest().await.unwrap();
+        assert!(second > first, "seq {first} given out again: {second}");
+    }
+}

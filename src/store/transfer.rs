@@ -105,6 +105,7 @@ pub(super) fn apply(
     op: Op,
     next_at: i64,
     room: u64,
+    next_seq: &mut i64,
 ) -> rusqlite::Result<Applied> {
     let (done, added, freed) = match op {
         Op::Site => (Done::Site(site(conn)?), 0, 0),
@@ -119,7 +120,7 @@ pub(super) fn apply(
             0,
         ),
         Op::Import { origin, deliveries } => {
-            let (done, added) = import(conn, &origin, &deliveries, next_at, room)?;
+            let (done, added) = import(conn, &origin, &deliveries, next_at, room, next_seq)?;
             (done, added, 0)
         }
         Op::Receipt { entries } => {
@@ -182,6 +183,7 @@ fn import(
     deliveries: &[Incoming],
     next_at: i64,
     room: u64,
+    next_seq: &mut i64,
 ) -> rusqlite::Result<(Done, u64)> {
     let now = now_ms();
     let (mut queued, mut already, mut added) = (0, 0, 0u64);
@@ -209,9 +211,10 @@ fn import(
         )?
         .execute(params![origin, d.event_id, d.endpoint, now])?;
         conn.prepare_cached(
-            "INSERT INTO events(id, type, timestamp, data, size, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO events(seq, id, type, timestamp, data, size, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
         .execute(params![
+            *next_seq,
             d.event_id,
             d.event_type,
             d.timestamp,
@@ -219,7 +222,8 @@ fn import(
             size as i64,
             now
         ])?;
-        let event_seq = conn.last_insert_rowid();
+        let event_seq = *next_seq;
+        *next_seq += 1;
         conn.prepare_cached(
             "INSERT INTO deliveries(seq, event_seq, endpoint, attempts, order_key, created_at, next_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -330,6 +334,7 @@ mod tests {
             },
             0,
             0,
+            &mut 1,
         )
         .unwrap()
         .done
@@ -342,8 +347,8 @@ mod tests {
     #[test]
     fn site_is_made_once() {
         let conn = db();
-        let a = apply(&conn, Op::Site, 0, 0).unwrap().done;
-        let b = apply(&conn, Op::Site, 0, 0).unwrap().done;
+        let a = apply(&conn, Op::Site, 0, 0, &mut 1).unwrap().done;
+        let b = apply(&conn, Op::Site, 0, 0, &mut 1).unwrap().done;
         assert_eq!(a, b);
         assert!(matches!(a, Done::Site(s) if s.starts_with("site_")));
     }
@@ -388,7 +393,12 @@ mod tests {
             origin: origin.into(),
             deliveries,
         };
-        apply(conn, op, 77, room).unwrap()
+        let mut next_seq: i64 = conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        apply(conn, op, 77, room, &mut next_seq).unwrap()
     }
 
     #[test]
@@ -467,7 +477,7 @@ mod tests {
                 event_id: "zzz".into(),
             },
         ];
-        let applied = apply(&conn, Op::Receipt { entries }, 0, 0).unwrap();
+        let applied = apply(&conn, Op::Receipt { entries }, 0, 0, &mut 1).unwrap();
         assert_eq!(
             applied.done,
             Done::Removed {
@@ -497,7 +507,7 @@ mod tests {
             endpoint: "spark".into(),
             event_id: "a".into(),
         }];
-        let applied = apply(&conn, Op::Receipt { entries }, 0, 0).unwrap();
+        let applied = apply(&conn, Op::Receipt { entries }, 0, 0, &mut 1).unwrap();
         assert_eq!(
             applied.done,
             Done::Removed {

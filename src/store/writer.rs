@@ -115,6 +115,11 @@ pub(super) struct State {
     dropping: Vec<String>,
     /// The first `events.seq` of the current group: `drop_oldest` drops only older ones.
     group_floor: i64,
+    /// The seq the next event gets: above every seq this daemon gave out, even when the
+    /// newest event was deleted since (SQLite would hand its rowid out again). A delivery
+    /// worker matches the outcomes it is waiting for by seq, so a seq reused while one is
+    /// settling would hide the new delivery from it.
+    next_seq: i64,
     /// Events dropped by `when_full = "drop_oldest"` since start (committed drops only).
     dropped: Arc<AtomicU64>,
     /// Whether the connection is at `synchronous=FULL` now (see [`set_sync`]).
@@ -143,6 +148,7 @@ impl State {
             unhealthy: tokio::sync::watch::Sender::new(false),
             dropping: Vec::new(),
             group_floor: 0,
+            next_seq: 1,
             dropped: Arc::default(),
             sync_full: queue.durability == Durability::Full,
             reserve,
@@ -427,12 +433,12 @@ impl Group {
 /// `BEGIN IMMEDIATE`, and note the first seq this group's events will get.
 fn begin(conn: &Connection, state: &mut State) -> Result<(), StoreError> {
     exec_cached(conn, "BEGIN IMMEDIATE").map_err(unavailable)?;
-    // New rows get seqs above this, unless the newest row is deleted first and its seq
-    // reused: `insert_one` lowers the floor then.
-    state.group_floor = conn
+    let above_stored: i64 = conn
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM events")
         .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .map_err(unavailable)?;
+    state.next_seq = state.next_seq.max(above_stored);
+    state.group_floor = state.next_seq;
     Ok(())
 }
 
@@ -553,9 +559,11 @@ fn transfer(
 ) -> Result<transfer::Done, StoreError> {
     state.last_insert_ms = state.last_insert_ms.max(now_ms());
     let room = state.queue.max_bytes.saturating_sub(state.bytes);
+    let (next_at, mut next_seq) = (state.last_insert_ms, state.next_seq);
     let applied = savepoint(conn, || {
-        transfer::apply(conn, op, state.last_insert_ms, room)
+        transfer::apply(conn, op, next_at, room, &mut next_seq)
     })?;
+    state.next_seq = next_seq;
     state.bytes = (state.bytes + applied.added).saturating_sub(applied.freed);
     Ok(applied.done)
 }
@@ -621,11 +629,13 @@ fn insert_one(conn: &Connection, state: &mut State, ev: &NewEvent) -> Result<Ins
     }
     let mut stmt = conn
         .prepare_cached(
-            "INSERT INTO events(id, type, timestamp, data, size, received_at, peer_uid, peer_gid, peer_pid)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO events(seq, id, type, timestamp, data, size, received_at, peer_uid, peer_gid, peer_pid)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .map_err(unavailable)?;
+    let seq = state.next_seq;
     stmt.execute(params![
+        seq,
         e.id,
         e.event_type,
         e.timestamp,
@@ -637,8 +647,7 @@ fn insert_one(conn: &Connection, state: &mut State, ev: &NewEvent) -> Result<Ins
         ev.peer.pid,
     ])
     .map_err(unavailable)?;
-    let seq = conn.last_insert_rowid();
-    state.group_floor = state.group_floor.min(seq);
+    state.next_seq = seq + 1;
     state.last_insert_ms = state.last_insert_ms.max(now);
     let mut stmt = conn
         .prepare_cached(
