@@ -416,9 +416,11 @@ impl Scheduler {
     }
 
     /// The outcome of `seq` was committed (`ok`), or recording it failed: the row is still
-    /// pending then, and must be found again.
+    /// pending then, and must be found again. Either way, look again: a read made while
+    /// the row was settling saw its old state (a retry's new `next_at` only now counts).
     pub fn settled(&mut self, seq: i64, ok: bool) {
         self.settling.remove(&seq);
+        self.idle_until = None;
         if !ok {
             self.rescan();
         }

@@ -505,3 +505,31 @@ fn a_settling_row_alone_does_not_make_the_scheduler_read_in_a_loop() {
     s.settled(1, true);
     q.remove(1);
 }
+
+#[test]
+fn a_retry_is_found_when_it_falls_due_even_if_read_while_settling() {
+    // Attempt 1 answers 503; before its outcome commits, the scheduler reads and finds the
+    // row at its old place (skipped: settling), nothing else due. Once the commit lands the
+    // row's next_at is the retry time: the scheduler must look again and wake then.
+    let mut c = Clock::new();
+    let mut q = Queue::of(1, c.ms());
+    let mut s = Scheduler::new(settings(Keys::None, 1), None, c.mono);
+    let (started, _, _) = run(&mut s, &q, &c);
+    assert_eq!(started, vec![1]);
+    s.finished(1, &status(503), MS, c.now(), 0.5);
+    let (started, _, _) = run(&mut s, &q, &c);
+    assert!(started.is_empty());
+    // The commit moves the row to the retry time (5 s), then settles.
+    q.0[0].next_at = c.ms() + 5_000;
+    s.settled(1, true);
+    let (started, _, wake) = run(&mut s, &q, &c);
+    assert!(started.is_empty());
+    assert!(
+        wake <= c.mono + 5 * S,
+        "sleeps past the retry: {:?}",
+        wake - c.mono
+    );
+    c.advance(5 * S);
+    let (started, _, _) = run(&mut s, &q, &c);
+    assert_eq!(started, vec![1]);
+}
