@@ -1,68 +1,66 @@
-//! One endpoint's delivery outcomes on their way to the store: handed to the writer's
-//! group commit a batch at a time. While one batch is being committed, the outcomes of
-//! attempts that finish meanwhile wait here and go together as the next batch, so a
-//! busy endpoint costs the writer one command (and the worker one wake-up) per commit
-//! instead of one per delivery, and an idle one sends each outcome at once.
+//! One endpoint's delivery outcomes on their way to the store. The worker hands each
+//! finished attempt's outcome to the writer's group commit as soon as it learns of it (the
+//! writer batches whatever is waiting into one commit), and awaits the commits in order
+//! in its own loop: no task per delivery. Outcomes are not held back to be sent together:
+//! one that waited here would be sent again after a crash (`tests/deliver_crash.rs`
+//! allows only the attempts in flight to repeat).
+
+use std::collections::VecDeque;
 
 use crate::store::deliveries::Update;
 use crate::store::{Committed, Store, StoreError};
 
-/// The outcomes waiting, and the batch in flight.
+/// The outcomes not handed to the store yet, and those handed but not known committed.
 #[derive(Default)]
 pub struct Outbox {
     waiting: Vec<Update>,
-    flight: Option<(Vec<i64>, Committed)>,
+    flights: VecDeque<(Vec<i64>, Committed)>,
 }
 
 impl Outbox {
-    /// Queue an outcome for the next batch.
+    /// Queue an outcome for the next [`Outbox::send`].
     pub fn push(&mut self, update: Update) {
         self.waiting.push(update);
     }
 
     /// Nothing waiting and nothing in flight.
     pub fn is_empty(&self) -> bool {
-        self.waiting.is_empty() && self.flight.is_none()
+        self.waiting.is_empty() && self.flights.is_empty()
     }
 
-    /// Hand the waiting outcomes to the store, unless a batch is still in flight. When the
-    /// store cannot take them, their seqs come back with the error: those rows are still
-    /// pending.
+    /// Hand the waiting outcomes to the store. When the store cannot take them, their
+    /// seqs come back with the error: those rows are still pending.
     pub async fn send(&mut self, store: &Store) -> Result<(), (Vec<i64>, StoreError)> {
-        if self.flight.is_some() || self.waiting.is_empty() {
+        if self.waiting.is_empty() {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.waiting);
         let seqs = batch.iter().map(|u| u.seq).collect();
         match store.complete(batch).await {
             Ok(committed) => {
-                self.flight = Some((seqs, committed));
+                self.flights.push_back((seqs, committed));
                 Ok(())
             }
             Err(err) => Err((seqs, err)),
         }
     }
 
-    /// Wait for the batch in flight: its seqs, and whether their outcomes were committed.
-    /// `None` at once when no batch is in flight. Cancel-safe: dropped before the commit
-    /// is known, the batch stays in flight.
+    /// Wait for the oldest batch in flight (the writer commits in order): its seqs, and
+    /// whether their outcomes were committed. `None` at once when none is in flight.
+    /// Cancel-safe: dropped before the commit is known, the batch stays in flight.
     pub async fn committed(&mut self) -> Option<(Vec<i64>, bool)> {
-        let (_, commit) = self.flight.as_mut()?;
+        let (_, commit) = self.flights.front_mut()?;
         let ok = commit.await.is_ok();
-        let (seqs, _) = self.flight.take()?;
+        let (seqs, _) = self.flights.pop_front()?;
         Some((seqs, ok))
     }
 
-    /// At shutdown: send and commit everything left, in as many batches as it takes.
+    /// At shutdown: send everything left and wait for its commits.
     pub async fn drain(&mut self, store: &Store) {
-        loop {
-            if self.send(store).await.is_err() {
-                return; // The store is closed: the rows stay pending.
-            }
-            if self.committed().await.is_none() {
-                return;
-            }
+        if self.send(store).await.is_err() {
+            return; // The store is closed: the rows stay pending.
         }
+        while self.committed().await.is_some() {}
     }
 }
 
@@ -83,10 +81,9 @@ mod tests {
         }
     }
 
-    /// One batch at a time: what finishes while a batch commits waits for it, then goes
-    /// as one command.
+    /// Outcomes go at once, and their commits are learned in the order they were sent.
     #[tokio::test]
-    async fn outcomes_wait_for_the_batch_in_flight_then_go_together() {
+    async fn outcomes_go_at_once_and_commits_come_back_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir);
         let mut outbox = Outbox::default();
@@ -96,13 +93,8 @@ mod tests {
         outbox.push(update(2));
         outbox.push(update(3));
         outbox.send(&store).await.unwrap();
-        assert_eq!(
-            outbox.waiting.len(),
-            2,
-            "held while the first batch commits"
-        );
+        assert!(outbox.waiting.is_empty(), "nothing held back");
         assert_eq!(outbox.committed().await, Some((vec![1], true)));
-        outbox.send(&store).await.unwrap();
         assert_eq!(outbox.committed().await, Some((vec![2, 3], true)));
         assert!(outbox.is_empty());
     }

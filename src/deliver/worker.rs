@@ -4,7 +4,7 @@
 //! tasks ([`Attempter`]), waits — and reports every result back. It keeps no scheduling
 //! state of its own; the rules (ordering keys, offline probing, holds, paging, the rate
 //! limit) live in `scheduler.rs` with their unit tests. Every outcome is recorded through
-//! the store's group commit (a batch at a time, `outbox.rs`) before the scheduler forgets
+//! the store's group commit (`outbox.rs`) before the scheduler forgets
 //! the delivery, so a crash can only repeat an attempt, never lose one.
 
 use std::sync::Arc;
@@ -163,8 +163,8 @@ impl Worker {
             .await
     }
 
-    /// Hand finished attempts' outcomes to the store when no batch is in flight; if the
-    /// store cannot take them, their rows are still pending and are read again.
+    /// Hand finished attempts' outcomes to the store; if it cannot take them, their rows
+    /// are still pending and are read again.
     async fn record(&self, sched: &mut Scheduler, outbox: &mut Outbox) {
         if let Err((seqs, err)) = outbox.send(&self.parts.store).await {
             let name = &self.parts.endpoint.name;
