@@ -4,8 +4,8 @@
 //! tasks ([`Attempter`]), waits — and reports every result back. It keeps no scheduling
 //! state of its own; the rules (ordering keys, offline probing, holds, paging, the rate
 //! limit) live in `scheduler.rs` with their unit tests. Every outcome is recorded through
-//! the store's group commit (`outbox.rs`) before the scheduler forgets
-//! the delivery, so a crash can only repeat an attempt, never lose one.
+//! the store's group commit (`outbox.rs`) before the scheduler forgets the delivery, so
+//! a crash can only repeat an attempt, never lose one.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -77,7 +77,6 @@ impl Worker {
         let mut tasks: JoinSet<Finished> = JoinSet::new();
         let mut outbox = Outbox::default();
         while !cancel.is_cancelled() {
-            self.record(&mut sched, &mut outbox).await;
             let wake = loop {
                 match sched.poll(Now::read()) {
                     Action::Start(start) => {
@@ -103,11 +102,7 @@ impl Worker {
                         self.finished(&mut sched, &mut outbox, done).await;
                     }
                 }
-                Some((seqs, ok)) = outbox.committed() => {
-                    for seq in seqs {
-                        sched.settled(seq, ok);
-                    }
-                }
+                Some((seq, ok)) = outbox.committed() => sched.settled(seq, ok),
                 Some(control) = controls.recv() => {
                     self.log_control(&control, sched.is_offline());
                     sched.control(&control, Now::read());
@@ -124,10 +119,11 @@ impl Worker {
                         update: Some(u), ..
                     }) = done
                     {
-                        outbox.push(u);
+                        // A closed store leaves the row pending: sent again after restart.
+                        let _ = outbox.send(&self.parts.store, u).await;
                     }
                 }
-                outbox.drain(&self.parts.store).await;
+                outbox.drain().await;
             };
             if tokio::time::timeout(grace, drain).await.is_err() {
                 warn!(endpoint = %name, cut = tasks.len(),
@@ -163,28 +159,24 @@ impl Worker {
             .await
     }
 
-    /// Hand finished attempts' outcomes to the store; if it cannot take them, their rows
-    /// are still pending and are read again.
-    async fn record(&self, sched: &mut Scheduler, outbox: &mut Outbox) {
-        if let Err((seqs, err)) = outbox.send(&self.parts.store).await {
+    /// Hand a finished attempt's outcome to the store (after the scheduler has it as
+    /// settling); if the store cannot take it, the row is still pending and is read again.
+    async fn record(&self, sched: &mut Scheduler, outbox: &mut Outbox, update: deliveries::Update) {
+        let seq = update.seq;
+        if let Err(err) = outbox.send(&self.parts.store, update).await {
             let name = &self.parts.endpoint.name;
             if let Some(repeated) = RECORD_FAILED.admit(&format!("{name}: {err}")) {
-                warn!(endpoint = %name, error = %err, deliveries = seqs.len(), repeated,
-                    "Recording delivery outcomes failed; the deliveries stay queued and may be sent again.");
+                warn!(endpoint = %name, error = %err, repeated,
+                    "Recording a delivery outcome failed; the delivery stays queued and may be sent again.");
             }
-            for seq in seqs {
-                sched.settled(seq, false);
-            }
+            sched.settled(seq, false);
         }
     }
 
-    /// Account for a finished attempt: its outcome to record, the scheduler, the log,
+    /// Account for a finished attempt: the scheduler, its outcome to record, the log,
     /// holds, the status counters.
     async fn finished(&self, sched: &mut Scheduler, outbox: &mut Outbox, mut done: Finished) {
         let name = &self.parts.endpoint.name;
-        if let Some(update) = done.update.take() {
-            outbox.push(update);
-        }
         self.log(&done);
         let transition = sched.finished(
             done.seq,
@@ -212,6 +204,9 @@ impl Worker {
                 }
             }
             None => {}
+        }
+        if let Some(update) = done.update.take() {
+            self.record(sched, outbox, update).await;
         }
         self.count(&done);
     }
